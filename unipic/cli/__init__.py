@@ -1,0 +1,1 @@
+"""Command-line adapters over the library. Each module holds one command group."""

@@ -1,0 +1,52 @@
+"""`unipic`: the command-line entry point. Command groups live in sibling modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from unipic.cli.common import PresetOpt, SetOpt, make_config
+from unipic.config import config_hash, config_to_dict
+from unipic.errors import UniPicError
+from unipic.logging import setup_logging
+
+app = typer.Typer(
+    name="unipic",
+    help="UniPic 2.0 on Kubeflow: curate, pre-train, RL, MetaQuery, evaluate and serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect presets and resolved configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(preset: PresetOpt = "ci", set_: SetOpt = None) -> None:
+    """Print the resolved configuration (secrets blanked) and its hash."""
+    cfg = make_config(preset, set_)
+    typer.echo(json.dumps({"config_hash": config_hash(cfg), "config": config_to_dict(cfg)}, indent=2))
+
+
+def _register() -> None:
+    """Attach command groups. Each import is cheap: heavy libraries load inside the commands."""
+    from unipic.cli import registry
+
+    for name, sub in registry.groups():
+        app.add_typer(sub, name=name)
+
+
+def main() -> None:
+    setup_logging()
+    _register()
+    try:
+        app()
+    except UniPicError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

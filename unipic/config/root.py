@@ -1,0 +1,33 @@
+"""The root config: one typed tree, one section per stage. Stages receive their section, never a global."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from unipic.config.base import Section, apply_overrides, read_preset, validate_config
+from unipic.config.data import ShapesConfig
+from unipic.config.store import ServicesConfig, StoreConfig
+
+
+class RunConfig(Section):
+    name: str = "unipic"
+    workdir: Path = Field(default=Path(".unipic/runs"), description="local root for run outputs")
+    seed: int = 0
+
+
+class UniPicConfig(Section):
+    preset: str = "ci"
+    run: RunConfig = Field(default_factory=RunConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)
+    shapes: ShapesConfig = Field(default_factory=ShapesConfig)
+
+
+def load_config(preset: str | Path = "ci", overrides: list[str] | None = None) -> UniPicConfig:
+    """Load a preset (name or YAML path), apply `key.path=value` overrides, validate strictly."""
+    data = read_preset(preset)
+    data.setdefault("preset", Path(str(preset)).stem)
+    data = apply_overrides(data, overrides or [])
+    return validate_config(UniPicConfig, data)
