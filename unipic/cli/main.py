@@ -36,6 +36,8 @@ def _register() -> None:
 
     for name, sub in registry.groups():
         app.add_typer(sub, name=name)
+    for name, func in registry.commands():
+        app.command(name)(func)
 
 
 def main() -> None:

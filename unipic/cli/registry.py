@@ -1,8 +1,14 @@
-"""The list of command groups. Add one line per group; each module exposes a `typer.Typer` named `app`."""
+"""Where command groups and top-level commands are attached. Add one line per entry.
+
+GROUPS: (name, module) where the module exposes a `typer.Typer` named `app` (e.g. `unipic data ...`).
+COMMANDS: (name, "module:function") for top-level verbs (e.g. `unipic generate`).
+Modules are imported lazily by the CLI, so heavy libraries load only inside the commands that need them.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 import typer
 
@@ -10,6 +16,18 @@ GROUPS: list[tuple[str, str]] = [
     # (command name, module path)
 ]
 
+COMMANDS: list[tuple[str, str]] = [
+    # (command name, "module.path:function")
+]
+
 
 def groups() -> list[tuple[str, typer.Typer]]:
     return [(name, importlib.import_module(mod).app) for name, mod in GROUPS]
+
+
+def commands() -> list[tuple[str, Callable[..., object]]]:
+    out = []
+    for name, target in COMMANDS:
+        mod, func = target.split(":")
+        out.append((name, getattr(importlib.import_module(mod), func)))
+    return out
