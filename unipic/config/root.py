@@ -9,6 +9,7 @@ from pydantic import Field
 from unipic.config.base import Section, apply_overrides, read_preset, validate_config
 from unipic.config.data import ShapesConfig
 from unipic.config.store import ServicesConfig, StoreConfig
+from unipic.config.train import PretrainConfig
 
 
 class RunConfig(Section):
@@ -23,6 +24,7 @@ class UniPicConfig(Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     shapes: ShapesConfig = Field(default_factory=ShapesConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
 
 def load_config(preset: str | Path = "ci", overrides: list[str] | None = None) -> UniPicConfig:
