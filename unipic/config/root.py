@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from unipic.config.base import Section, apply_overrides, read_preset, validate_config
+from unipic.config.curation import CurationConfig, FeaturesConfig, RegistryConfig
 from unipic.config.data import ShapesConfig
 from unipic.config.store import ServicesConfig, StoreConfig
 from unipic.config.train import PretrainConfig
@@ -24,6 +25,9 @@ class UniPicConfig(Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     shapes: ShapesConfig = Field(default_factory=ShapesConfig)
+    curation: CurationConfig = Field(default_factory=CurationConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
 
