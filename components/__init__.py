@@ -1,0 +1,1 @@
+"""KFP components: one folder each, a thin `component.py` over the `unipic` library."""

@@ -1,0 +1,1 @@
+"""KFP pipeline definitions. Compiled IR lives in pipelines/compiled/ and is checked current in CI."""
