@@ -9,6 +9,7 @@ from pydantic import Field
 from unipic.config.base import Section, apply_overrides, read_preset, validate_config
 from unipic.config.curation import CurationConfig, FeaturesConfig, RegistryConfig
 from unipic.config.data import ShapesConfig
+from unipic.config.metaquery import MetaQueryConfig
 from unipic.config.store import ServicesConfig, StoreConfig
 from unipic.config.train import PretrainConfig
 
@@ -29,6 +30,7 @@ class UniPicConfig(Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    metaquery: MetaQueryConfig = Field(default_factory=MetaQueryConfig)
 
 
 def load_config(preset: str | Path = "ci", overrides: list[str] | None = None) -> UniPicConfig:
