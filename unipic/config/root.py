@@ -10,6 +10,7 @@ from unipic.config.base import Section, apply_overrides, read_preset, validate_c
 from unipic.config.curation import CurationConfig, FeaturesConfig, RegistryConfig
 from unipic.config.data import ShapesConfig
 from unipic.config.metaquery import MetaQueryConfig
+from unipic.config.rl import RLConfig
 from unipic.config.store import ServicesConfig, StoreConfig
 from unipic.config.train import PretrainConfig
 
@@ -31,6 +32,7 @@ class UniPicConfig(Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     metaquery: MetaQueryConfig = Field(default_factory=MetaQueryConfig)
+    rl: RLConfig = Field(default_factory=RLConfig)
 
 
 def load_config(preset: str | Path = "ci", overrides: list[str] | None = None) -> UniPicConfig:
