@@ -65,13 +65,13 @@ class DedupConfig(Section):
     channels: Literal["luma", "rgb"] = Field(
         default="rgb", description="rgb hashes each channel so a red and a blue circle are not duplicates"
     )
-    max_hamming: int = Field(default=4, ge=0, description="bits of difference that still count as duplicate")
+    max_hamming: int = Field(default=10, ge=0, description="bits of difference that still count as duplicate")
 
 
 class ScorerConfig(Section):
     kind: Literal["shapes_detector", "clip", "none"] = "shapes_detector"
     clip_path: str | None = Field(default=None, description="local dir or s3:// of a CLIP model (kind=clip)")
-    clip_logit_scale: float = Field(default=0.01, gt=0, description="cosine -> [0,1] via sigmoid((cos-b)/s)")
+    clip_logit_scale: float = Field(default=0.05, gt=0, description="cosine -> [0,1] via sigmoid((cos-b)/s)")
     clip_bias: float = 0.2
 
 

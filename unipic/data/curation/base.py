@@ -1,0 +1,49 @@
+"""A curation filter: a name, its config, counters, and one method that says why a sample is rejected.
+
+Filters compose in a list (`unipic.data.curation.pipeline.Curator`). A rejection reason is
+"<filter>:<why>" so the dataset card can group by filter or by cause.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from unipic.config.curation import CurationConfig, Thresholds
+from unipic.data.curation.sample import Sample
+
+
+class Filter:
+    """Subclasses set `name` and implement `check`, returning a short reason or None to keep the sample."""
+
+    name: str = "filter"
+
+    def __init__(self, cfg: CurationConfig) -> None:
+        self.cfg = cfg
+        self.seen = 0
+        self.passed = 0
+        self.rejected: Counter[str] = Counter()
+        self._thresholds: dict[str, Thresholds] = {}
+
+    def thresholds(self, sample: Sample) -> Thresholds:
+        """The sample's task thresholds, resolved once per task."""
+        t = self._thresholds.get(sample.task)
+        if t is None:
+            t = self._thresholds[sample.task] = self.cfg.thresholds_for(sample.task)
+        return t
+
+    def check(self, sample: Sample) -> str | None:
+        raise NotImplementedError
+
+    def __call__(self, sample: Sample) -> str | None:
+        self.seen += 1
+        why = self.check(sample)
+        if why is None:
+            self.passed += 1
+            return None
+        reason = f"{self.name}:{why}"
+        self.rejected[reason] += 1
+        return reason
+
+    def counters(self) -> dict[str, Any]:
+        return {"seen": self.seen, "passed": self.passed, "rejected": dict(self.rejected)}

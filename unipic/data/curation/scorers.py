@@ -1,0 +1,98 @@
+"""Text-image agreement scorers behind one interface.
+
+In ShapesWorld the detector reads the image back into objects and the score is its agreement with the
+sample's ground-truth spec (the caption's meaning). At cluster scale the same slot holds a CLIP scorer.
+A scorer returns a value in [0, 1], or None when it cannot judge the sample (e.g. CLIP on an edit).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from unipic.config.curation import ScorerConfig
+from unipic.data.curation.sample import Sample
+from unipic.errors import ConfigError
+
+
+class AgreementScorer(Protocol):
+    name: str
+
+    def score(self, sample: Sample) -> float | None: ...
+
+
+class NoScorer:
+    name = "none"
+
+    def score(self, sample: Sample) -> float | None:
+        return None
+
+
+class ClipScorer:
+    """CLIP cosine similarity of image and caption, squashed to [0, 1] with a sigmoid.
+
+    Loads any `CLIPModel` folder (real weights at cluster scale, a tiny random one in tests).
+    Preprocessing is done with PIL + numpy (resize, centre, CLIP mean/std) to avoid torchvision.
+    """
+
+    name = "clip"
+    _MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+    _STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+
+    def __init__(self, model_dir: str | Path, scale: float = 0.05, bias: float = 0.2) -> None:
+        import torch
+        from transformers import AutoTokenizer, CLIPModel
+
+        self._torch = torch
+        self.model = CLIPModel.from_pretrained(str(model_dir)).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.size = int(self.model.config.vision_config.image_size)
+        self.scale = scale
+        self.bias = bias
+
+    def _pixels(self, pixels: np.ndarray) -> object:
+        from PIL import Image
+
+        im = Image.fromarray(pixels).convert("RGB").resize((self.size, self.size), Image.BICUBIC)
+        arr = (np.asarray(im, dtype=np.float32) / 255.0 - self._MEAN) / self._STD
+        return self._torch.from_numpy(arr.transpose(2, 0, 1)[None].copy())
+
+    def score(self, sample: Sample) -> float | None:
+        if sample.is_edit or sample.pixels is None or not isinstance(sample.text, str):
+            return None
+        torch = self._torch
+        with torch.no_grad():
+            tok = self.tokenizer([sample.text], padding=True, truncation=True, return_tensors="pt")
+            img = self.model.get_image_features(pixel_values=self._pixels(sample.pixels))
+            txt = self.model.get_text_features(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
+            img = getattr(img, "pooler_output", img)
+            txt = getattr(txt, "pooler_output", txt)
+            cos = torch.nn.functional.cosine_similarity(img, txt).item()
+        return 1.0 / (1.0 + math.exp(-(cos - self.bias) / self.scale))
+
+
+class ShapesDetectorScorer:
+    """ShapesWorld: the detector's agreement with the sample's ground truth (caption spec or edit target)."""
+
+    name = "shapes_detector"
+
+    def __init__(self) -> None:
+        from unipic.data.shapes import scorers
+
+        self._scorers = scorers
+
+    def score(self, sample: Sample) -> float | None:
+        return self._scorers.agreement_from_record(sample.kind, sample.meta, sample.pixels, sample.target_pixels)
+
+
+def build_scorer(cfg: ScorerConfig) -> AgreementScorer:
+    if cfg.kind == "none":
+        return NoScorer()
+    if cfg.kind == "clip":
+        if not cfg.clip_path:
+            raise ConfigError("curation.scorer.kind=clip needs curation.scorer.clip_path (a CLIPModel folder)")
+        return ClipScorer(cfg.clip_path, cfg.clip_logit_scale, cfg.clip_bias)
+    return ShapesDetectorScorer()
