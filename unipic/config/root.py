@@ -9,6 +9,7 @@ from pydantic import Field
 from unipic.config.base import Section, apply_overrides, read_preset, validate_config
 from unipic.config.curation import CurationConfig, FeaturesConfig, RegistryConfig
 from unipic.config.data import ShapesConfig
+from unipic.config.evaluation import EvaluationConfig
 from unipic.config.metaquery import MetaQueryConfig
 from unipic.config.rl import RLConfig
 from unipic.config.store import ServicesConfig, StoreConfig
@@ -33,6 +34,7 @@ class UniPicConfig(Section):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     metaquery: MetaQueryConfig = Field(default_factory=MetaQueryConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
 
 def load_config(preset: str | Path = "ci", overrides: list[str] | None = None) -> UniPicConfig:
