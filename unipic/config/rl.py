@@ -32,7 +32,7 @@ class HTTPRewardConfig(Section):
     """An HTTP reward endpoint: an OpenAI-compatible VLM judge or a KServe V2 scorer."""
 
     url: str = Field(default="", description="base URL, e.g. http://127.0.0.1:8000 (empty = not configured)")
-    model: str = Field(default="shapes-judge", description="model name sent to the server")
+    model: str = Field(default="shapesworld-judge", description="model name sent to the server")
     timeout_s: float = Field(default=30.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10, description="retries per request after the first try")
     max_concurrency: int = Field(default=4, ge=1, le=256)
@@ -53,7 +53,7 @@ class RewardConfig(Section):
         default="fail", description="reward server down after retries: fail the step, or skip the round (counted)",
     )
     vlm_judge: HTTPRewardConfig = Field(default_factory=HTTPRewardConfig)
-    kserve_scorer: HTTPRewardConfig = Field(default_factory=lambda: HTTPRewardConfig(model="shapes-scorer"))
+    kserve_scorer: HTTPRewardConfig = Field(default_factory=lambda: HTTPRewardConfig(model="shapesworld-scorer"))
 
 
 class RLStageConfig(TrainerConfig):
