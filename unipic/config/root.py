@@ -9,6 +9,7 @@ from pydantic import Field
 from unipic.config.base import Section, apply_overrides, read_preset, validate_config
 from unipic.config.curation import CurationConfig, FeaturesConfig, RegistryConfig
 from unipic.config.data import ShapesConfig
+from unipic.config.model import ModelConfig
 from unipic.config.evaluation import EvaluationConfig
 from unipic.config.metaquery import MetaQueryConfig
 from unipic.config.rl import RLConfig
@@ -28,6 +29,7 @@ class UniPicConfig(Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     shapes: ShapesConfig = Field(default_factory=ShapesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
     curation: CurationConfig = Field(default_factory=CurationConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)

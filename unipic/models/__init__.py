@@ -1,0 +1,5 @@
+"""Models: the Kontext DiT, the image autoencoder slot, text encoders and tokenizers, bootstrap and conversion.
+
+Submodules import diffusers/transformers, so import what you need from them directly, e.g.
+`from unipic.models.kontext import SD3KontextTransformer`.
+"""
