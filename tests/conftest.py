@@ -82,6 +82,15 @@ def services_config(seaweed: Seaweed) -> ServicesConfig:
 
 
 @pytest.fixture()
+def seaweed_configs():
+    """Factory for configs of an extra, private SeaweedFS: `store, services = seaweed_configs(state_dir)`.
+
+    For tests that start/stop their own instance instead of using the session one."""
+    _require_weed()
+    return make_seaweed_configs
+
+
+@pytest.fixture()
 def store(store_config: StoreConfig):
     from unipic.storage import ObjectStore
 

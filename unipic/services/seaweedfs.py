@@ -320,9 +320,9 @@ def down(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
     """Stop our SeaweedFS (only the PID we started) and wait until its ports are free again."""
     paths = paths_for(services)
     pid = _our_pid(paths)
-    base = dict(endpoint=store.endpoint, state_dir=str(paths.root), log_file=str(paths.log_file))
     if pid is None:
-        return SeaweedStatus(running=False, pid=None, action="not-running", detail="not running", **base)
+        return SeaweedStatus(running=False, pid=None, endpoint=store.endpoint, state_dir=str(paths.root),
+                             log_file=str(paths.log_file), action="not-running", detail="not running")
     ports = list(service_ports(store, services).values())
     try:
         ports = list(json.loads(paths.state_file.read_text()).get("ports", {}).values()) or ports
@@ -335,4 +335,5 @@ def down(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
         raise ServiceError(f"SeaweedFS (PID {pid}) stopped ({how}) but ports {busy} are still in use; wait a "
                            "moment before `unipic services up`")
     log.info("SeaweedFS (PID %d) %s", pid, how)
-    return SeaweedStatus(running=False, pid=pid, action="stopped", detail=f"stopped PID {pid} ({how})", **base)
+    return SeaweedStatus(running=False, pid=pid, endpoint=store.endpoint, state_dir=str(paths.root),
+                         log_file=str(paths.log_file), action="stopped", detail=f"stopped PID {pid} ({how})")

@@ -36,6 +36,10 @@ from unipic.storage.uri import S3Uri, join_uri, parse_s3_uri
 
 log = get_logger(__name__)
 
+# ObjectStore has a method named `list`; these aliases keep annotations inside the class unambiguous.
+_StrList = list[str]
+_PathList = list[Path]
+
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -43,6 +47,9 @@ class StoredObject:
     key: str
     size: int
     is_dir: bool = False
+
+
+_ObjectList = list[StoredObject]
 
 
 def make_http_client(cfg: StoreConfig) -> urllib3.PoolManager:
@@ -87,7 +94,7 @@ class ObjectStore:
         return translate_errors(self.cfg, what)
 
     # -- buckets ---------------------------------------------------------------------------------------
-    def list_buckets(self) -> list[str]:
+    def list_buckets(self) -> _StrList:
         with self._errors("list buckets"):
             return sorted(b.name for b in self.client.list_buckets())
 
@@ -105,7 +112,7 @@ class ObjectStore:
         log.info("created bucket %s at %s", name, self.cfg.endpoint)
         return True
 
-    def ensure_buckets(self) -> list[str]:
+    def ensure_buckets(self) -> _StrList:
         """Create every configured bucket (store.buckets); returns those created."""
         return [b for b in self.cfg.buckets.model_dump().values() if self.ensure_bucket(b)]
 
@@ -172,10 +179,10 @@ class ObjectStore:
             raise
         return path
 
-    def list(self, uri: str, recursive: bool = True, limit: int | None = None) -> list[StoredObject]:
+    def list(self, uri: str, recursive: bool = True, limit: int | None = None) -> _ObjectList:
         """Objects under a prefix, sorted by key. Non-recursive listings include 'directories' (is_dir)."""
         u = parse_s3_uri(uri)
-        out: list[StoredObject] = []
+        out: _ObjectList = []
         with self._errors(f"list {uri}"):
             for obj in self.client.list_objects(u.bucket, prefix=u.key or None, recursive=recursive):
                 out.append(StoredObject(uri=f"s3://{u.bucket}/{obj.object_name}", key=obj.object_name,
@@ -198,7 +205,7 @@ class ObjectStore:
         self._delete_keys(u.bucket, keys)
         return len(keys)
 
-    def _delete_keys(self, bucket: str, keys: list[str]) -> None:
+    def _delete_keys(self, bucket: str, keys: _StrList) -> None:
         if not keys:
             return
         with self._errors(f"delete {len(keys)} objects in s3://{bucket}/"):
@@ -209,7 +216,7 @@ class ObjectStore:
                                f"{first.name}: {first.code} {first.message}")
 
     # -- directories -----------------------------------------------------------------------------------
-    def upload_dir(self, local_dir: str | Path, uri: str) -> list[str]:
+    def upload_dir(self, local_dir: str | Path, uri: str) -> _StrList:
         """Upload every file under `local_dir` to `uri/<relpath>`; returns the URIs written."""
         root = Path(local_dir)
         if not root.is_dir():
@@ -222,7 +229,7 @@ class ObjectStore:
             out.append(target)
         return out
 
-    def download_dir(self, uri: str, local_dir: str | Path) -> list[Path]:
+    def download_dir(self, uri: str, local_dir: str | Path) -> _PathList:
         """Download every object under the prefix `uri` into `local_dir` (no verification; see `fetch`)."""
         u = parse_s3_uri(uri)
         objects = [o for o in self.list(str(S3Uri(u.bucket, u.prefix)), recursive=True) if not o.is_dir]

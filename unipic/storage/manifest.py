@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,13 @@ class Manifest(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def build(cls, files: dict[str, FileEntry], metadata: Any = None) -> "Manifest":
-        files = dict(sorted(files.items()))
+    def build(cls, files: Mapping[str, FileEntry | dict[str, Any]], metadata: Any = None) -> "Manifest":
+        entries = {k: FileEntry.model_validate(v) for k, v in sorted(files.items())}
         return cls(
-            files=files,
-            total_sha256=total_hash((p, e.sha256) for p, e in files.items()),
-            total_size=sum(e.size for e in files.values()),
-            n_files=len(files),
+            files=entries,
+            total_sha256=total_hash((p, e.sha256) for p, e in entries.items()),
+            total_size=sum(e.size for e in entries.values()),
+            n_files=len(entries),
             metadata=metadata_dict(metadata),
         )
 
