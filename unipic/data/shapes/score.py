@@ -255,7 +255,13 @@ def score_edit_detections(src: Detection, out: Detection, spec: EditSpec | dict[
     free = [o for j, o in enumerate(out.objects) if j not in used]
 
     instr, edited, why = _instruction(spec, target, centre, free, out, canvas, tol)
-    n_extra = len(free) - (1 if edited is not None else 0)
+    claimed = {edited} if edited is not None else set()
+    if edited is None and target is not None and centre is not None:
+        # The named object left as it was: the instruction already failed, it is not also an extra.
+        stale = [j for j, o in enumerate(free) if o.shape == target.shape and o.color == target.color
+                 and _dist(o.center, centre) <= tol]
+        claimed.update(stale[:1])
+    n_extra = len(free) - len(claimed)
     kept = sum(m is not None for m in match)
     bg_ok = out.background == src.background if spec.preserve_background else None
     denom = len(preserved) + (1 if bg_ok is not None else 0) + n_extra
