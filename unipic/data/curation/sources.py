@@ -136,9 +136,15 @@ def _sample_from_members(key: str, parts: dict[str, bytes], origin: str) -> Samp
 
 
 def iter_tar(path: str | Path, origin: str | None = None) -> Iterator[Sample]:
-    """Stream one WebDataset tar: consecutive members sharing a key (name up to the first dot) form a sample."""
+    """Stream one WebDataset tar: consecutive members sharing a key (name up to the first dot) form a sample.
+
+    A truncated shard (short member, missing end-of-archive blocks, read error) yields its last, possibly
+    incomplete sample with defect `broken_shard` (or a marker sample if the break fell between samples).
+    """
     origin = origin or str(path)
-    key, parts = None, {}
+    key: str | None = None
+    parts: dict[str, bytes] = {}
+    broken = False
     try:
         with tarfile.open(path, mode="r|*") as tar:
             for member in tar:
@@ -151,16 +157,25 @@ def iter_tar(path: str | Path, origin: str | None = None) -> Iterator[Sample]:
                     parts = {}
                 key = k
                 fh = tar.extractfile(member)
-                parts[ext.lower()] = fh.read() if fh else b""
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if key is not None and parts:
-            yield _sample_from_members(key, parts, f"{origin}#{key}")
-        yield Sample(f"{Path(str(path)).name}#broken", "t2i", "unknown", None, None, origin=origin,
-                     defect="broken_shard")
-        del exc
+                data = fh.read() if fh else b""
+                if len(data) != member.size:
+                    broken = True
+                    break
+                parts[ext.lower()] = data
+            end = tar.offset
+        broken = broken or Path(path).stat().st_size < end + 2 * tarfile.BLOCKSIZE
+    except (tarfile.TarError, EOFError, OSError):
+        broken = True
+    if key is None and not broken:
         return
-    if key is not None:
-        yield _sample_from_members(key, parts, f"{origin}#{key}")
+    if broken:
+        sid = key if key is not None else f"{Path(str(path)).name}#broken"
+        sample = _sample_from_members(sid, parts, f"{origin}#{sid}") if parts else Sample(
+            sid, "t2i", "unknown", None, None, origin=origin)
+        sample.defect = "broken_shard"
+        yield sample
+        return
+    yield _sample_from_members(key, parts, f"{origin}#{key}")
 
 
 class ShardSource:
