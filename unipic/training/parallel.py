@@ -141,6 +141,11 @@ class Engine:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    @property
+    def forward_module(self) -> nn.Module:
+        """What to call for the training forward pass (the DeepSpeed engine wraps hooks around it)."""
+        return self.module
+
     def gathered(self):
         """Context in which every rank sees full parameters (a no-op unless ZeRO-3)."""
         import contextlib
@@ -240,6 +245,10 @@ class DeepSpeedEngine(Engine):
     @property
     def lr(self) -> float:
         return float(self.engine.get_lr()[0])
+
+    @property
+    def forward_module(self) -> nn.Module:
+        return self.engine
 
     def save(self, directory: Path) -> list[Path]:
         self.engine.save_checkpoint(str(directory), tag=self.TAG, save_latest=False)

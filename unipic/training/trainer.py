@@ -114,6 +114,7 @@ class Trainer:
         scheduler = build_lr_scheduler(optimizer, cfg)
         self.engine = build_engine(model, optimizer, scheduler, cfg, self.ctx)
         self.model = self.engine.module
+        self.forward_model = self.engine.forward_module
         self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.checkpoints = CheckpointManager(self.work_dir / "checkpoints", cfg.keep_last, self.ctx,
                                              publish_uri=cfg.checkpoint_uri, store_cfg=store_cfg)

@@ -1,0 +1,263 @@
+"""Pre-training of UniPic2-SD3.5M-Kontext: joint text-to-image + editing with flow matching (issue #4).
+
+`PretrainTrainer` is the subclass of the base `Trainer` that knows what a batch means: T2I batches
+(image, caption) and edit batches (source, instruction, target) alternate; both are rectified-flow
+steps (x_t = (1 - t) x0 + t eps, target eps - x0, t from SD3's logit-normal sampler with an optional
+resolution shift), and an edit batch passes the source latents as `ref_latents`. Captions are dropped
+to "" at `caption_dropout` so the model learns the unconditional branch CFG needs.
+
+`run_pretrain` is the stage: base model folder (or s3:// URI) + dataset -> trained pipeline folder with
+the EMA weights in `transformer/`, a lineage file, and publication to the object store for s3:// outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from unipic.config.base import config_hash
+from unipic.config.train import PretrainConfig
+from unipic.errors import ConfigError, DataError
+from unipic.lineage import Lineage
+from unipic.logging import get_logger
+from unipic.training.data import DatasetIndex, EditBatch, T2IBatch, build_joint_batches, read_shard
+from unipic.training.parallel import ParallelContext, init_parallel
+from unipic.training.trainer import StepOutput, Trainer, TrainResult
+
+log = get_logger(__name__)
+
+LINEAGE_FILE = "unipic_lineage.json"
+
+
+def resolve_input(uri: str, what: str, key: str, store_cfg: Any, cache_dir: Path) -> Path:
+    if not uri:
+        raise ConfigError(f"{key} is empty: give the {what} as a local directory or an s3:// URI "
+                          f"(e.g. --set {key}=path)")
+    from unipic.storage import materialize
+
+    return Path(materialize(uri, store_cfg, cache_dir))
+
+
+class PretrainTrainer(Trainer):
+    section = "pretrain"
+
+    def __init__(self, cfg: PretrainConfig, work_dir: Path, *, store_cfg: Any = None,
+                 ctx: ParallelContext | None = None):
+        from unipic.pipelines.kontext import UniPicKontextPipeline
+
+        work_dir = Path(work_dir)
+        ctx = ctx or init_parallel(cfg.deepspeed)
+        cache = work_dir / "cache"
+        self.base_dir = resolve_input(cfg.base_model, "base model folder", "pretrain.base_model", store_cfg,
+                                      cache / "models")
+        self.dataset_dir = resolve_input(cfg.dataset, "dataset", "pretrain.dataset", store_cfg, cache / "data")
+        self.pipe = UniPicKontextPipeline.from_pretrained(self.base_dir)
+        for name in ("vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
+            module = getattr(self.pipe, name, None)
+            if isinstance(module, torch.nn.Module):
+                module.requires_grad_(False).eval()
+        transformer = self.pipe.transformer
+        transformer.requires_grad_(True)
+        self.patch = transformer.config.patch_size
+        loaders = None
+        if cfg.cache_latents:
+            from unipic.training.latent_cache import LatentCache
+
+            self.latent_cache = LatentCache.build(self.pipe, self.dataset_dir, cfg.split, work_dir / "cache" / "latents",
+                                                  self.base_dir, ctx)
+            loaders = self.latent_cache.loaders()
+        else:
+            self.latent_cache = None
+        data, self.dataset_info = build_joint_batches(
+            self.dataset_dir, batch_size=cfg.batch_size, edit_ratio=cfg.edit_ratio, seed=cfg.seed, split=cfg.split,
+            rank=ctx.rank, world_size=ctx.world_size, cache_loaders=loaders,
+        )
+        self._empty: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._sample_edits: list[tuple[Any, str, Any]] | None = None
+        super().__init__(cfg, transformer, data, work_dir, ctx=ctx, store_cfg=store_cfg)
+        self.cfg: PretrainConfig = cfg
+
+    # ----- memory -------------------------------------------------------------------------------
+
+    def estimate_memory_bytes(self, model: torch.nn.Module) -> int | None:
+        from unipic.training.memory import estimate_pretrain_bytes
+
+        return estimate_pretrain_bytes(model, self.cfg, self.pipe)
+
+    # ----- one step -----------------------------------------------------------------------------
+
+    def empty_prompt(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._empty is None:
+            enc = self.pipe.encode_prompt([""], do_cfg=False)
+            self._empty = (enc.embeds, enc.pooled)
+        return self._empty
+
+    def encode_text(self, texts: list[str], drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        texts = ["" if d else t for t, d in zip(texts, drop.tolist())]
+        enc = self.pipe.encode_prompt(texts, do_cfg=False)
+        return enc.embeds, enc.pooled
+
+    def batch_inputs(self, batch: T2IBatch | EditBatch, drop: torch.Tensor):
+        """-> (x0, ref_latents | None, embeds, pooled); from the latent cache when there is one."""
+        if batch.cached:
+            c = batch.cached
+            x0, ref = c["latents"], c.get("ref_latents")
+            embeds, pooled = c["embeds"].clone(), c["pooled"].clone()
+            if drop.any():
+                e_emb, e_pool = self.empty_prompt()
+                embeds[drop], pooled[drop] = e_emb.to(embeds.dtype), e_pool.to(pooled.dtype)
+            return x0, ref, embeds, pooled
+        texts = batch.captions if isinstance(batch, T2IBatch) else batch.instructions
+        embeds, pooled = self.encode_text(texts, drop)
+        if isinstance(batch, T2IBatch):
+            return self.pipe.encode_image(batch.images), None, embeds, pooled
+        return self.pipe.encode_image(batch.targets), self.pipe.encode_image(batch.sources), embeds, pooled
+
+    def forward_backward_step(self, batch: T2IBatch | EditBatch) -> StepOutput:
+        cfg, g = self.cfg, self.generator
+        n = len(batch)
+        drop = torch.rand(n, generator=g) < cfg.caption_dropout
+        with torch.no_grad():
+            x0, ref, embeds, pooled = self.batch_inputs(batch, drop)
+        x0 = x0.float()
+        ts = cfg.timesteps
+        from unipic.diffusion import add_noise, sample_sigmas, sigma_to_timestep, velocity_target
+
+        sigmas = sample_sigmas(n, ts.weighting, logit_mean=ts.logit_mean, logit_std=ts.logit_std,
+                               mode_scale=ts.mode_scale, shift=ts.shift, generator=g)
+        noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+        x_t = add_noise(x0, noise, sigmas)
+        target = velocity_target(x0, noise)
+        with self.autocast():
+            pred = self.forward_model(hidden_states=x_t, encoder_hidden_states=embeds, pooled_projections=pooled,
+                                      timestep=sigma_to_timestep(sigmas), ref_latents=ref, return_dict=False)[0]
+        loss = F.mse_loss(pred.float(), target)
+        self.backward(loss)
+        grid = (x0.shape[-2] // self.patch) * (x0.shape[-1] // self.patch)
+        tokens = n * grid * (2 if ref is not None else 1)
+        return StepOutput(loss=loss.detach(), metrics={f"loss_{batch.kind}": float(loss.detach())}, tokens=tokens, samples=n)
+
+    # ----- samples ------------------------------------------------------------------------------
+
+    def _edit_examples(self, k: int = 4) -> list[tuple[Any, str, Any]]:
+        """A fixed handful of edit triplets from the dataset (first shard, first k) for the sample grid."""
+        if self._sample_edits is None:
+            self._sample_edits = []
+            rows = DatasetIndex(self.dataset_dir, "all").rows("edit")
+            if len(rows):
+                from PIL import Image
+                import io
+
+                shard = sorted(rows["shard"].unique())[0]
+                members = read_shard(self.dataset_dir / shard)
+                sub = rows[rows["shard"] == shard].sort_values("sample_id").head(k)
+                for sid, text in zip(sub["sample_id"], sub["text"]):
+                    m = members.get(str(sid), {})
+                    if "src.png" in m and "tgt.png" in m:
+                        self._sample_edits.append((Image.open(io.BytesIO(m["src.png"])).convert("RGB"), str(text),
+                                                   Image.open(io.BytesIO(m["tgt.png"])).convert("RGB")))
+        return self._sample_edits
+
+    @torch.no_grad()
+    def sample_images(self) -> dict[str, list[Any]] | None:
+        cfg = self.cfg
+        out: dict[str, list[Any]] = {}
+        prompts = list(cfg.sample_prompts)
+        with self.autocast():
+            if prompts:
+                gens = [torch.Generator().manual_seed(1000 + i) for i in range(len(prompts))]
+                out["t2i"] = self.pipe(prompts, num_inference_steps=cfg.sample_steps,
+                                       guidance_scale=cfg.sample_guidance, generator=gens).images
+            edits = self._edit_examples() if cfg.edit_ratio > 0 else []
+            if edits:
+                gens = [torch.Generator().manual_seed(2000 + i) for i in range(len(edits))]
+                srcs = [e[0] for e in edits]
+                outs = self.pipe([e[1] for e in edits], image=srcs, num_inference_steps=cfg.sample_steps,
+                                 guidance_scale=cfg.sample_guidance, generator=gens).images
+                out["edit src"], out["edit out"], out["edit tgt"] = srcs, outs, [e[2] for e in edits]
+        return out or None
+
+    # ----- export -------------------------------------------------------------------------------
+
+    def lineage(self) -> Lineage:
+        return Lineage(stage="pretrain", config_hash=config_hash(self.cfg), dataset_uri=self.cfg.dataset,
+                       dataset_rev=self.cfg.dataset_rev, dataset_hash=self.dataset_info.total_sha256,
+                       parent_model=self.cfg.base_model)
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        return {"stage": "pretrain", "config_hash": config_hash(self.cfg),
+                "dataset_hash": self.dataset_info.total_sha256}
+
+    def export(self, output: str | Path, result: TrainResult | None = None) -> str:
+        """Write the pipeline folder with the EMA transformer weights + lineage; publish if s3://.
+        Collective under DeepSpeed (ZeRO-3 gathers); only rank 0 writes."""
+        from unipic.storage import is_s3_uri
+
+        lineage = self.lineage()
+        with self.ema_weights():
+            if not self.ctx.is_main:
+                return str(output)
+            out = str(output)
+            local_final = None if is_s3_uri(out) else Path(out)
+            parent = local_final.parent if local_final else self.work_dir
+            parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".export-tmp-", dir=parent))
+            try:
+                was = self.model.training
+                self.model.eval()
+                self.pipe.save_pretrained(tmp, safe_serialization=True)
+                self.model.train(was)
+                record = {**lineage.model_dump(), "kind": "pretrain", "steps": self.step,
+                          "final_loss": (result.losses.get(result.last_step) if result else None),
+                          "ema_decay": self.cfg.ema_decay, "exported_weights": "ema" if self.ema else "live"}
+                (tmp / LINEAGE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+                card = self.base_dir / "unipic_model.json"
+                if card.is_file():
+                    data = json.loads(card.read_text())
+                    data.update(kind="pretrain", parent=str(self.cfg.base_model), steps=self.step)
+                    (tmp / "unipic_model.json").write_text(json.dumps(data, indent=2, sort_keys=True))
+                if local_final is None:
+                    from unipic.storage import ObjectStore
+
+                    ObjectStore(self.store_cfg).publish_dir(tmp, out, metadata=lineage.as_metadata())
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    if local_final.exists():
+                        shutil.rmtree(local_final)
+                    os.rename(tmp, local_final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        log.info("exported the trained pipeline to %s", out)
+        return out
+
+
+@dataclass
+class PretrainResult:
+    model: str
+    lineage: Lineage
+    train: TrainResult
+    work_dir: Path
+
+
+def run_pretrain(cfg: PretrainConfig, work_dir: str | Path, *, store_cfg: Any = None,
+                 resume: bool | Path = False) -> PretrainResult:
+    """The stage: train from `cfg.base_model` on `cfg.dataset`, export to `cfg.output` (or work_dir/model)."""
+    work_dir = Path(work_dir)
+    trainer = PretrainTrainer(cfg, work_dir, store_cfg=store_cfg)
+    if trainer.ctx.is_main:
+        (work_dir / "config.json").write_text(json.dumps(
+            {"config_hash": config_hash(cfg), "pretrain": json.loads(cfg.model_dump_json())}, indent=2))
+    result = trainer.train(resume=resume)
+    output = cfg.output or str(work_dir / "model")
+    model = trainer.export(output, result)
+    return PretrainResult(model=model, lineage=trainer.lineage(), train=result, work_dir=work_dir)
+
