@@ -15,6 +15,7 @@ import typer
 GROUPS: list[tuple[str, str]] = [
     # (command name, module path)
     ("services", "unipic.cli.services"),
+    ("train", "unipic.cli.train"),
 ]
 
 COMMANDS: list[tuple[str, str]] = [
