@@ -48,6 +48,21 @@ def make_seaweed_configs(state_dir, **store_kwargs) -> tuple[StoreConfig, Servic
     return store, services
 
 
+def start_seaweed(state_dir, attempts: int = 3) -> tuple[StoreConfig, ServicesConfig]:
+    """Start SeaweedFS on fresh free ports, retrying when another test session grabbed a port first."""
+    from unipic.services import seaweedfs
+
+    for attempt in range(attempts):
+        store, services = make_seaweed_configs(state_dir / f"try{attempt}")
+        try:
+            seaweedfs.up(store, services)
+            return store, services
+        except ServiceError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _require_weed() -> None:
     from unipic.services.seaweedfs import weed_binary
 
@@ -63,8 +78,7 @@ def seaweed(tmp_path_factory) -> Seaweed:
     _require_weed()
     from unipic.services import seaweedfs
 
-    store, services = make_seaweed_configs(tmp_path_factory.mktemp("seaweed"))
-    seaweedfs.up(store, services)
+    store, services = start_seaweed(tmp_path_factory.mktemp("seaweed"))
     try:
         yield Seaweed(store=store, services=services)
     finally:

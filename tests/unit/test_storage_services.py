@@ -46,7 +46,8 @@ def test_command_binds_loopback_with_configured_ports(tmp_path):
                               admin_port=21004)
     paths = seaweedfs.paths_for(services)
     cmd = seaweedfs.build_command(tmp_path / "weed", store, services, paths)
-    assert cmd[1] == "mini"
+    assert cmd[cmd.index("mini") - 1] == f"-logdir={paths.glog_dir}"  # a global flag: before the command
+    assert f"-s3.localSocket={paths.root / 's3.sock'}" in cmd  # nothing left behind in /tmp
     assert "-ip.bind=127.0.0.1" in cmd and "-ip=127.0.0.1" in cmd
     for flag in ("-s3.port=21000", "-master.port=21001", "-volume.port=21002", "-filer.port=21003",
                  "-admin.port=21004", f"-s3.config={paths.identities_file}", f"-dir={paths.data_dir}"):

@@ -56,6 +56,15 @@ class SeaweedPaths:
     def state_file(self) -> Path:
         return self.root / "state.json"
 
+    @property
+    def glog_dir(self) -> Path:
+        """weed's own glog files (default: /tmp/weed.*)."""
+        return self.root / "glog"
+
+    @property
+    def sockets(self) -> dict[str, Path]:
+        return {"s3": self.root / "s3.sock", "filer": self.root / "filer.sock"}
+
 
 @dataclass
 class SeaweedStatus:
@@ -153,7 +162,7 @@ def write_identities(path: Path, store: StoreConfig) -> None:
 
 def build_command(binary: Path, store: StoreConfig, services: ServicesConfig, paths: SeaweedPaths) -> list[str]:
     return [
-        str(binary), "mini",
+        str(binary), f"-logdir={paths.glog_dir}", "mini",
         f"-dir={paths.data_dir}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-s3.port={store.port}",
@@ -164,7 +173,28 @@ def build_command(binary: Path, store: StoreConfig, services: ServicesConfig, pa
         "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-master.telemetry=false",
         f"-s3.config={paths.identities_file}",
-    ]
+    ] + _socket_flags(paths)
+
+
+_MAX_UNIX_SOCKET_PATH = 100
+
+
+def _socket_flags(paths: SeaweedPaths) -> list[str]:
+    """Keep weed's local unix sockets in our state dir (default: /tmp/seaweedfs-*-PORT.sock, left behind
+    after every stop), unless the path is too long for a unix socket; then keep weed's default."""
+    if any(len(str(p)) > _MAX_UNIX_SOCKET_PATH for p in paths.sockets.values()):
+        return []
+    return [f"-{name}.localSocket={path}" for name, path in paths.sockets.items()]
+
+
+def _remove_fixed_sockets(ports: list[int]) -> None:
+    """weed always creates /tmp/seaweedfs-{s3,admin}-grpc-PORT.sock; remove ours (named by our ports) once
+    it has exited, so stopped instances leave nothing in /tmp."""
+    for port in ports:
+        for kind in ("s3-grpc", "admin-grpc"):
+            path = Path(f"/tmp/seaweedfs-{kind}-{port}.sock")
+            if path.is_socket():
+                path.unlink(missing_ok=True)
 
 
 def _our_pid(paths: SeaweedPaths) -> int | None:
@@ -266,6 +296,9 @@ def up(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
         )
 
     paths.data_dir.mkdir(parents=True, exist_ok=True)
+    paths.glog_dir.mkdir(parents=True, exist_ok=True)
+    for sock in paths.sockets.values():
+        sock.unlink(missing_ok=True)
     write_identities(paths.identities_file, store)
     cmd = build_command(binary, store, services, paths)
     with open(paths.log_file, "ab") as logf:
@@ -330,6 +363,9 @@ def down(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
         pass
     how = process.terminate(pid, timeout=services.stop_timeout_s)
     paths.pid_file.unlink(missing_ok=True)
+    for sock in paths.sockets.values():
+        sock.unlink(missing_ok=True)
+    _remove_fixed_sockets(ports)
     busy = wait_ports_free(ports, timeout=services.stop_timeout_s)
     if busy:
         raise ServiceError(f"SeaweedFS (PID {pid}) stopped ({how}) but ports {busy} are still in use; wait a "

@@ -291,6 +291,7 @@ class ObjectStore:
         u = parse_s3_uri(uri)
         root = Path(local_dir)
         root.mkdir(parents=True, exist_ok=True)
+        (root / MANIFEST_NAME).unlink(missing_ok=True)
         for rel, entry in progress(list(manifest.files.items()), total=manifest.n_files, desc="fetch",
                                    unit="file"):
             target = root / _check_relpath(rel)
