@@ -137,3 +137,11 @@ def test_cli_reports_port_conflict_without_traceback(own_configs):
     assert "Traceback" not in res.stderr
     res = _cli(["status"], store, services)
     assert res.returncode == 1 and "stopped" in res.stdout
+
+
+def test_second_state_dir_on_same_ports_explains_the_conflict(seaweed, tmp_path):
+    """Another state_dir pointed at the running store's ports: a clear error, and the running one survives."""
+    other = seaweed.services.model_copy(update={"state_dir": tmp_path / "other"})
+    with pytest.raises(ServiceError, match="already answers on .* but is not recorded in"):
+        seaweedfs.up(seaweed.store, other)
+    assert seaweedfs.status(seaweed.store, seaweed.services).s3_ok

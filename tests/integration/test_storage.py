@@ -214,3 +214,12 @@ def test_manifest_json_is_plain_json(store, s3_prefix, tmp_path):
     store.publish_dir(tmp_path / "src", s3_prefix)
     raw = json.loads(store.read_bytes(join_uri(s3_prefix, MANIFEST_NAME)))
     assert set(raw) >= {"format", "created_at", "files", "total_sha256", "total_size", "n_files", "metadata"}
+
+
+def test_json_roundtrip(store, s3_prefix):
+    uri = join_uri(s3_prefix, "metrics.json")
+    store.write_json(uri, {"loss": 0.5, "steps": [1, 2]})
+    assert store.read_json(uri) == {"loss": 0.5, "steps": [1, 2]}
+    store.write_bytes(uri, b"{broken")
+    with pytest.raises(StorageError, match="not valid JSON"):
+        store.read_json(uri)

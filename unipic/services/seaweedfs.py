@@ -290,9 +290,15 @@ def up(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
     busy = {name: port for name, port in service_ports(store, services).items() if not port_is_free(port)}
     if busy:
         listing = ", ".join(f"{port} ({name})" for name, port in busy.items())
+        hint = ""
+        if store.port in busy.values() and _check_credentials(store)[0]:
+            hint = (f" (an S3 server accepting our credentials already answers on {store.endpoint} but is not "
+                    f"recorded in {paths.pid_file}: started by another state_dir or by hand; use it as is or "
+                    "stop it where it was started)")
         raise ServiceError(
-            f"cannot start SeaweedFS: port(s) already in use by another process: {listing}; stop that process "
-            "or choose other ports (e.g. --set store.endpoint=127.0.0.1:PORT, --set services.master_port=PORT)"
+            f"cannot start SeaweedFS: port(s) already in use by another process: {listing}{hint}; stop that "
+            "process or choose other ports (e.g. --set store.endpoint=127.0.0.1:PORT, "
+            "--set services.master_port=PORT)"
         )
 
     paths.data_dir.mkdir(parents=True, exist_ok=True)

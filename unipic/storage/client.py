@@ -8,6 +8,7 @@ an unreachable store fail in seconds. Directories are published atomically with 
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -147,6 +148,17 @@ class ObjectStore:
             finally:
                 resp.close()
                 resp.release_conn()
+
+    def write_json(self, uri: str, obj: Any) -> None:
+        self.write_bytes(uri, (json.dumps(obj, indent=2, default=str) + "\n").encode(),
+                         content_type="application/json")
+
+    def read_json(self, uri: str) -> Any:
+        data = self.read_bytes(uri)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise StorageError(f"{uri} is not valid JSON ({exc})") from None
 
     def upload_file(self, path: str | Path, uri: str) -> None:
         path = Path(path)
