@@ -98,6 +98,19 @@ class FeaturesConfig(Section):
     online: Literal["sqlite", "redis"] = "sqlite"
     redis_connection: str = "redis:6379"
     ttl_days: int = Field(default=3650, ge=1, description="signals older than this are invisible to retrieval")
+    selection: dict[str, list[float | None]] = Field(
+        default_factory=dict,
+        description="training-set selection: feature -> [min, max] (null = open), applied after retrieval",
+    )
+
+    @model_validator(mode="after")
+    def _selection_pairs(self) -> FeaturesConfig:
+        for name, bounds in self.selection.items():
+            if len(bounds) != 2:
+                raise ValueError(f"selection.{name} must be [min, max] (use null for an open end), got {bounds}")
+        if self.offline == "s3" and not self.offline_uri:
+            raise ValueError("offline=s3 needs offline_uri (s3://bucket/prefix for the signal parquet)")
+        return self
 
 
 class RegistryConfig(Section):
