@@ -16,7 +16,6 @@ GROUPS: list[tuple[str, str]] = [
     # (command name, module path)
     ("services", "unipic.cli.services"),
     ("train", "unipic.cli.train"),
-    ("data", "unipic.cli.data"),
     ("features", "unipic.cli.features"),
 ]
 
