@@ -72,7 +72,9 @@ class GateConfig(Section):
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="metric key (benchmark.metric) -> minimum value"
     )
-    max_regression: float = Field(default=0.02, ge=0, description="allowed drop vs the deployed model")
+    max_regression: float = Field(
+        default=0.02, ge=0, le=1, description="allowed relative drop of a headline vs the deployed model"
+    )
     max_judge_failure_rate: float = Field(
         default=0.05, ge=0, le=1, description="reject when more judge answers than this were excluded"
     )
@@ -91,6 +93,20 @@ class EvaluationConfig(Section):
         default="data/benchmarks", description="folder holding the public benchmarks' files (prompts, metadata)"
     )
     limit: int | None = Field(default=None, ge=1, description="evaluate only the first N items (smoke runs)")
+    judge_mode: Literal["local", "remote"] = Field(
+        default="local",
+        description="local: start the ShapesWorld judge server on 127.0.0.1 for this run; remote: use `judge`",
+    )
+    geneval_detector: Literal["mask2former", "shapesworld"] = Field(
+        default="mask2former", description="GenEval's detector + colour classifier (shapesworld: the exact one)"
+    )
+    geneval_model_dir: str | None = Field(
+        default=None, description="folder with mask2former/{config.py,model.pth} and clip/ (cluster scale)"
+    )
+    gedit_language: Literal["en", "cn"] = "en"
+    dpg_reference_quirks: bool = Field(
+        default=True, description="reproduce DPG-Bench's reference script quirks (first CSV row skipped)"
+    )
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)

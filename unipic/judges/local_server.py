@@ -49,6 +49,7 @@ class JudgeBackend(Protocol):
     def rubric(self, source: Image.Image, edited: Image.Image, instruction: str, dimensions: list[str]
                ) -> tuple[list[int], str]: ...
     def score(self, image: Image.Image, text: str | None, source: Image.Image | None) -> float: ...
+    def vqa(self, image: Image.Image, question: str) -> str: ...
 
 
 @dataclass
@@ -128,7 +129,9 @@ def _choose_fault(f: Faults, n: int, u: float) -> str | None:
 
 
 def classify_chat(text: str, n_images: int) -> str:
-    """Which of our judge prompts this is: edit_sc | t2i_sc | pq | rubric | unknown."""
+    """Which of our judge prompts this is: edit_sc | t2i_sc | pq | rubric | vqa | unknown."""
+    if "yes or no" in text and "Question:" in text and n_images >= 1:
+        return "vqa"
     if "A number from 1 to 5" in text and n_images >= 2:
         return "rubric"
     if "Editing instruction:" in text and n_images >= 2:
@@ -169,6 +172,8 @@ def answer_chat(backend: JudgeBackend, text: str, images: list[Image.Image]) -> 
     if kind == "pq":
         scores, why = backend.pq(images[-1])
         return kind, json.dumps({"score": scores, "reasoning": why})
+    if kind == "vqa":
+        return kind, backend.vqa(images[-1], text.rsplit("Question:", 1)[1].strip())
     if kind == "rubric":
         m = _IMGEDIT_INSTR_RE.search(text + "\n")
         dims = [d.strip() for d in _DIM_RE.findall(text)]
@@ -179,6 +184,8 @@ def answer_chat(backend: JudgeBackend, text: str, images: list[Image.Image]) -> 
 
 
 def _out_of_range(kind: str, text: str) -> str:
+    if kind == "vqa":
+        return "maybe"
     if kind == "rubric":
         return re.sub(r": \d+$", ": 9", text, flags=re.M)
     n = {"edit_sc": 2, "pq": 2}.get(kind, 1)

@@ -16,6 +16,7 @@ the caption or instruction, and the answer is put on each protocol's scale.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 from PIL import Image
@@ -185,6 +186,24 @@ class ShapesWorldBackend:
         rest = [min(first, 1 + int(round(4 * nat / 10))), min(first, 1 + int(round(4 * preserved / 10)))]
         values = ([first] + rest + [min(first, 1 + int(round(4 * art / 10)))] * max(0, len(dimensions) - 3))
         return values[:len(dimensions)], why
+
+    def vqa(self, image: Image.Image, question: str) -> str:
+        """DPG-style yes/no questions about objects: "Is there a red circle?", "Are there three green
+        triangles?", "Is the red circle left of the blue square?"."""
+        q = re.sub(r"^(is|are)\s+(there\s+)?(the\s+)?", "", question.strip().lower()).rstrip("?").strip()
+        q = re.sub(r"\bthe\b", "a", q)
+        try:
+            spec = parse_caption(q)
+        except ValueError:
+            return "no"
+        det = self._detect(image)
+        matched = _assign(spec.objects, det.objects)
+        if any(len(m) < p.count for m, p in zip(matched, spec.objects, strict=True)):
+            return "no"
+        if spec.relation is not None:
+            ok = all(spec.relation in relations(x.bbox, y.bbox) for x in matched[0] for y in matched[1])
+            return "yes" if ok else "no"
+        return "yes"
 
     def score(self, image: Image.Image, text: str | None, source: Image.Image | None) -> float:
         if source is not None and text:

@@ -1,0 +1,348 @@
+"""A benchmark = items + a generation step + a judge + an aggregation.
+
+`make_benchmark(name, cfg, shapes)` builds one of:
+- `shapes_geneval`: ShapesWorld twin of GenEval. Items from the ShapesWorld T2I stream (held-out split by
+  default), each turned into GenEval metadata; scored by GenEval's clause logic with the exact ShapesWorld
+  detector as detector and colour classifier. Also reports the stricter ShapesWorld rule (exact multiset,
+  no extra objects) as `strict`.
+- `shapes_gedit`: ShapesWorld twin of GEdit-Bench. Items from the ShapesWorld edit stream; scored by VIEScore
+  SC / PQ / O through the OpenAI-compatible judge (locally the ShapesWorld judge server), per category.
+- `geneval`, `dpg`, `gedit`, `imgedit`: the public benchmarks from their own files under `cfg.data_dir`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from unipic.evaluation import dpg, gedit, geneval, imgedit
+from unipic.evaluation.errors import EvaluationError
+from unipic.evaluation.generation import EvalItem, load_images
+
+SHAPES_TO_GEDIT = {"recolor": "color_alter", "add": "subject-add", "remove": "subject-remove",
+                   "replace": "subject-replace", "move": "motion_change", "resize": "resize (ImgEdit adjust)",
+                   "background": "background_change"}
+
+
+@dataclass
+class JudgeContext:
+    """The judges a run uses (built once per run, shared by benchmarks)."""
+
+    vlm: Any = None  # OpenAIVLMJudge
+
+    def require_vlm(self, bench: str) -> Any:
+        if self.vlm is None:
+            raise EvaluationError(f"benchmark '{bench}' needs a VLM judge; set evaluation.judge_mode=local or "
+                                  "evaluation.judge.base_url to an OpenAI-compatible endpoint")
+        return self.vlm
+
+
+class Benchmark:
+    name: str = ""
+    headline: str = "overall"
+    scale: str = "0-1"
+    reference_key: str | None = None  # column in the paper's table
+    kind: str = "t2i"
+
+    def __init__(self, cfg: Any, shapes: Any = None):
+        self.cfg, self.shapes = cfg, shapes
+
+    def images_per_prompt(self) -> int:
+        return self.cfg.generation.images_per_prompt
+
+    def items(self) -> list[EvalItem]:
+        raise NotImplementedError
+
+    def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _images(self, items: Sequence[EvalItem], out: Path) -> tuple[dict[str, list[Image.Image]], list[str]]:
+        got, missing = {}, []
+        for it in items:
+            imgs, miss = load_images(out, it, self.images_per_prompt())
+            got[it.item_id] = imgs
+            missing += [f"{it.item_id}/{k:02d}.png" for k in miss]
+        return got, missing
+
+
+# --- GenEval and its twin -------------------------------------------------------------------------------------
+class GenEvalBenchmark(Benchmark):
+    name, scale, reference_key = "geneval", "0-1", "GenEval"
+
+    def __init__(self, cfg: Any, shapes: Any = None, detector: Any = None, colors: Any = None):
+        super().__init__(cfg, shapes)
+        self._detector, self._colors = detector, colors
+
+    def items(self) -> list[EvalItem]:
+        meta = geneval.load_metadata(Path(self.cfg.data_dir) / "geneval" / "evaluation_metadata.jsonl")
+        return [EvalItem(f"{i:05d}", m["prompt"], m["tag"], meta={"geneval": m}) for i, m in enumerate(meta)]
+
+    def scorers(self) -> tuple[Any, Any]:
+        if self._detector is None:
+            if self.cfg.geneval_detector == "shapesworld":
+                self._detector, self._colors = geneval.ShapesWorldDetector(), geneval.ShapesWorldColors()
+            else:
+                if not self.cfg.geneval_model_dir:
+                    raise EvaluationError("GenEval with Mask2Former needs evaluation.geneval_model_dir (a folder with "
+                                          "mask2former/ and clip/); or set evaluation.geneval_detector=shapesworld")
+                names = (Path(self.cfg.data_dir) / "geneval" / "object_names.txt").read_text().splitlines()
+                root = Path(self.cfg.geneval_model_dir)
+                self._detector = geneval.Mask2FormerDetector(root / "mask2former", names)
+                self._colors = geneval.OpenCLIPColorClassifier(root / "clip")
+        return self._detector, self._colors
+
+    def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
+        det, col = self.scorers()
+        images, missing = self._images(items, out)
+        rows = []
+        for it in items:
+            for k, r in enumerate(geneval.score_images([np.asarray(i) for i in images[it.item_id]],
+                                                       it.meta["geneval"], det, col)):
+                rows.append(r | {"item_id": it.item_id, "k": k} | self._extra(it, images[it.item_id][k]))
+        self.missing = missing
+        return rows
+
+    def _extra(self, item: EvalItem, image: Image.Image) -> dict[str, Any]:
+        return {}
+
+    def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out = geneval.summarize(rows)
+        out["missing_images"] = getattr(self, "missing", [])
+        return out
+
+
+def spec_to_geneval(spec: Any) -> dict[str, Any]:
+    """ShapesWorld T2ISpec -> GenEval metadata. Shape is the class; when two requirements share a shape,
+    the 'colour shape' class is used so GenEval's per-class top-k does not pick the same object twice."""
+    reqs = spec.objects
+    shared = len({r.shape for r in reqs}) < len(reqs)
+
+    def clause(r: Any) -> dict[str, Any]:
+        c: dict[str, Any] = {"class": f"{r.color} {r.shape}" if shared and r.color else r.shape, "count": r.count}
+        if r.color:
+            c["color"] = r.color
+        return c
+
+    if spec.relation is not None:
+        a, b = reqs[spec.relation.subject], reqs[spec.relation.reference]
+        include = [clause(b), clause(a) | {"position": [spec.relation.relation, 0]}]
+    else:
+        include = [clause(r) for r in reqs]
+    meta: dict[str, Any] = {"tag": spec.task, "include": include, "prompt": spec.caption}
+    if spec.task == "counting":
+        meta["exclude"] = [{"class": reqs[0].shape, "count": reqs[0].count + 1}]
+    return meta
+
+
+class _ShapesLabelDetector(geneval.ShapesWorldDetector):
+    """Emits each object under its shape class and under its 'colour shape' class."""
+
+    def detect(self, image: np.ndarray) -> dict[str, list[geneval.Detection]]:
+        out: dict[str, list[geneval.Detection]] = {}
+        for o in self._det.detect(np.asarray(image)).objects:
+            d = geneval.Detection(box=o.bbox, score=max(float(o.match), 0.95), attrs={"color": o.color})
+            out.setdefault(o.shape, []).append(d)
+            out.setdefault(f"{o.color} {o.shape}", []).append(d)
+        return out
+
+
+class ShapesGenEvalBenchmark(GenEvalBenchmark):
+    name, reference_key = "shapes_geneval", "GenEval"
+
+    def __init__(self, cfg: Any, shapes: Any):
+        super().__init__(cfg, shapes, _ShapesLabelDetector(), geneval.ShapesWorldColors())
+
+    def shapes_config(self) -> Any:
+        return self.shapes.model_copy(update={"image_size": self.cfg.image_size, "seed": self.cfg.seed,
+                                              "heldout": self.cfg.split == "heldout"})
+
+    def items(self) -> list[EvalItem]:
+        from unipic.data.shapes.t2i import make_t2i_sample
+
+        scfg = self.shapes_config()
+        n = self.cfg.n_per_task * len(scfg.t2i_tasks)
+        items = []
+        for i in range(n):
+            s = make_t2i_sample(scfg, i)
+            items.append(EvalItem(f"t2i-{i:05d}", s.caption, s.task,
+                                  meta={"geneval": spec_to_geneval(s.spec), "spec": s.spec.model_dump(),
+                                        "split": s.split, "scene": s.scene.to_dict()}))
+        return items
+
+    def _extra(self, item: EvalItem, image: Image.Image) -> dict[str, Any]:
+        from unipic.judges.shapes_backend import score_caption
+        from unipic.judges.shapes_text import CaptionSpec, ObjectPhrase
+
+        spec = item.meta["spec"]
+        cap = CaptionSpec([ObjectPhrase(r["shape"], r.get("color"), None, r["count"]) for r in spec["objects"]],
+                          relation=(spec.get("relation") or {}).get("relation"))
+        if spec.get("relation") and spec["relation"]["subject"] != 0:
+            cap = CaptionSpec(cap.objects[::-1], cap.relation)
+        score, why = score_caption(self._strict.detect(np.asarray(image)), cap)
+        return {"strict": score == 10, "strict_reason": why}
+
+    @property
+    def _strict(self) -> Any:
+        if not hasattr(self, "_strict_det"):
+            from unipic.data.shapes.detect import ShapesDetector
+
+            self._strict_det = ShapesDetector()
+        return self._strict_det
+
+    def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out = super().aggregate(rows)
+        strict: dict[str, list[bool]] = {}
+        for r in rows:
+            strict.setdefault(r["tag"], []).append(bool(r.get("strict")))
+        out["strict_tasks"] = {t: float(np.mean(v)) for t, v in strict.items()}
+        out["strict"] = float(np.mean(list(out["strict_tasks"].values()))) if strict else float("nan")
+        return out
+
+
+# --- GEdit-Bench and its twin ---------------------------------------------------------------------------------
+class GEditBenchmark(Benchmark):
+    name, scale, reference_key, kind = "gedit", "0-10", "GEdit-EN", "edit"
+
+    def images_per_prompt(self) -> int:
+        return 1
+
+    def items(self) -> list[EvalItem]:
+        root = Path(self.cfg.data_dir) / "gedit"
+        path = next((root / n for n in ("gedit_bench.parquet", "gedit_bench.jsonl") if (root / n).is_file()),
+                    root / "gedit_bench.parquet")
+        return [EvalItem(f"{r.task_type}-{r.key}", r.instruction, r.task_type, source=r.source,
+                         meta={"intersection": r.intersection, "key": r.key})
+                for r in gedit.load_items(path, self.cfg.gedit_language)]
+
+    def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
+        vlm = ctx.require_vlm(self.name)
+        images, missing = self._images(items, out)
+        self.missing = missing
+        todo = [it for it in items if images[it.item_id]]
+        edited = [gedit.resize_to_source(images[it.item_id][0], it.source) for it in todo]
+        results = vlm.viescore_edit([it.source for it in todo], edited, [it.prompt for it in todo])
+        rows = []
+        for it, (res, sc_v, pq_v) in zip(todo, results, strict=True):
+            rows.append({"item_id": it.item_id, "k": 0, "group": it.group, "prompt": it.prompt,
+                         "intersection": it.meta.get("intersection", False), "sc": res.sc, "pq": res.pq,
+                         "o": res.overall, "sc_raw": sc_v.scores, "pq_raw": pq_v.scores,
+                         "reasoning": sc_v.reasoning or sc_v.detail, "judge_errors": [v.error for v in (sc_v, pq_v)
+                                                                                    if not v.ok]})
+        return rows
+
+    def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out = gedit.aggregate(rows)
+        out["missing_images"] = getattr(self, "missing", [])
+        return out
+
+
+class ShapesGEditBenchmark(GEditBenchmark):
+    name = "shapes_gedit"
+
+    def items(self) -> list[EvalItem]:
+        from unipic.data.shapes.edits import make_edit_sample
+        from unipic.data.shapes.render import render
+
+        scfg = self.shapes.model_copy(update={"image_size": self.cfg.image_size, "seed": self.cfg.seed,
+                                              "heldout": self.cfg.split == "heldout"})
+        n = self.cfg.n_per_task * len(scfg.edit_categories)
+        items = []
+        for i in range(n):
+            s = make_edit_sample(scfg, i)
+            items.append(EvalItem(f"edit-{i:05d}", s.instruction, s.category,
+                                  source=Image.fromarray(render(s.source)),
+                                  meta={"gedit_group": SHAPES_TO_GEDIT.get(s.category, s.category), "split": s.split,
+                                        "spec": s.spec.model_dump(mode="json"), "target": s.target.to_dict()}))
+        return items
+
+
+# --- DPG-Bench ------------------------------------------------------------------------------------------------
+class DPGBenchmark(Benchmark):
+    name, scale, reference_key = "dpg", "0-100", "DPG"
+
+    def images_per_prompt(self) -> int:
+        return 4
+
+    def items(self) -> list[EvalItem]:
+        self._items = dpg.load_items(Path(self.cfg.data_dir) / "dpg", self.cfg.dpg_reference_quirks)
+        return [EvalItem(i.item_id, i.prompt, "dpg", meta={}) for i in self._items]
+
+    def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
+        vqa = dpg.JudgeVQA(ctx.require_vlm(self.name))
+        by_id = {i.item_id: i for i in self._items}
+        images, missing = self._images(items, out)
+        self.missing = missing
+        rows = []
+        for it in items:
+            if len(images[it.item_id]) != 4:
+                continue
+            r = dpg.score_item(by_id[it.item_id], dpg.tile(images[it.item_id]), vqa)
+            rows.append(r | {"k": 0, "group": "dpg"})
+        return rows
+
+    def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return dpg.aggregate(self._items, rows, getattr(self, "missing", []))
+
+
+# --- ImgEdit --------------------------------------------------------------------------------------------------
+class ImgEditBenchmark(Benchmark):
+    name, scale, reference_key, kind = "imgedit", "1-5", "ImgEdit", "edit"
+
+    def images_per_prompt(self) -> int:
+        return 1
+
+    def items(self) -> list[EvalItem]:
+        root = Path(self.cfg.data_dir) / "imgedit"
+        self._rubrics = imgedit.load_rubrics(root / "prompts.json")
+        items = []
+        for r in imgedit.load_items(root):
+            if r.edit_type not in self._rubrics:
+                raise EvaluationError(f"ImgEdit item '{r.key}' has edit_type '{r.edit_type}' with no rubric in "
+                                      "prompts.json")
+            items.append(EvalItem(f"imgedit-{r.key}", r.prompt, r.edit_type, source=r.source, meta={"key": r.key}))
+        return items
+
+    def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
+        from unipic.judges.openai_vlm import JudgeRequest, rubric_parser
+
+        vlm = ctx.require_vlm(self.name)
+        images, missing = self._images(items, out)
+        self.missing = missing
+        todo = [it for it in items if images[it.item_id]]
+        reqs = []
+        for it in todo:
+            rubric = self._rubrics[it.group]
+            reqs.append(JudgeRequest(imgedit.rubric_prompt(rubric, it.prompt), [it.source, images[it.item_id][0]],
+                                     rubric_parser(imgedit.rubric_dimensions(rubric)), key=it.item_id))
+        verdicts = vlm.judge_many(reqs)
+        return [{"item_id": it.item_id, "k": 0, "group": it.group, "edit_type": it.group, "prompt": it.prompt,
+                 "scores": v.scores if v.ok else None, "reasoning": v.reasoning or v.detail,
+                 "judge_errors": [] if v.ok else [v.error]} for it, v in zip(todo, verdicts, strict=True)]
+
+    def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out = imgedit.aggregate(rows)
+        out["missing_images"] = getattr(self, "missing", [])
+        return out
+
+
+REGISTRY = {"shapes_geneval": ShapesGenEvalBenchmark, "shapes_gedit": ShapesGEditBenchmark,
+            "geneval": GenEvalBenchmark, "dpg": DPGBenchmark, "gedit": GEditBenchmark, "imgedit": ImgEditBenchmark}
+
+
+def make_benchmark(name: str, cfg: Any, shapes: Any) -> Benchmark:
+    if name not in REGISTRY:
+        raise EvaluationError(f"unknown benchmark '{name}'; choose from {', '.join(REGISTRY)}")
+    return REGISTRY[name](cfg, shapes)
+
+
+def finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
