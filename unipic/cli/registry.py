@@ -16,11 +16,14 @@ GROUPS: list[tuple[str, str]] = [
     # (command name, module path)
     ("services", "unipic.cli.services"),
     ("train", "unipic.cli.train"),
+    ("data", "unipic.cli.data"),
     ("features", "unipic.cli.features"),
 ]
 
 COMMANDS: list[tuple[str, str]] = [
     # (command name, "module.path:function")
+    ("eval", "unipic.cli.evaluate:evaluate"),
+    ("gate", "unipic.cli.evaluate:gate"),
 ]
 
 
