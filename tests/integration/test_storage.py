@@ -2,6 +2,7 @@
 the content-addressed cache, and the errors users see when the store is wrong or away."""
 
 import json
+import os
 
 import pytest
 
@@ -21,7 +22,7 @@ from unipic.storage import (
 pytestmark = pytest.mark.integration
 
 FILES = {"index.parquet": b"PAR1" * 100, "shards/t2i-000000.tar": b"\x01" * 5000, "shards/edit-000000.tar": b"e",
-         "empty.txt": b""}
+         "empty.txt": b"", "sub dir/n\u00e4me \u00fc.json": "{\"caption\": \"\u00e4\"}".encode()}
 
 
 def _tree(root, files=FILES):
@@ -46,7 +47,7 @@ def test_bytes_roundtrip_and_exists(store, s3_prefix):
 
 def test_file_roundtrip(store, s3_prefix, tmp_path):
     src = tmp_path / "src.bin"
-    src.write_bytes(b"x" * (3 << 20))
+    src.write_bytes(os.urandom(1 << 20) * 12)  # above the 5 MiB part size: a multipart upload
     uri = join_uri(s3_prefix, "big.bin")
     store.upload_file(src, uri)
     out = store.download_file(uri, tmp_path / "out" / "big.bin")
@@ -62,7 +63,7 @@ def test_dir_roundtrip_and_listing(store, s3_prefix, tmp_path):
     assert keys == set(FILES)
     top = store.list(s3_prefix, recursive=False)
     assert {(o.key.rsplit("/", 2)[-2] if o.is_dir else o.key.rsplit("/", 1)[-1]) for o in top} == {
-        "index.parquet", "shards", "empty.txt"}
+        "index.parquet", "shards", "empty.txt", "sub dir"}
     assert [o.is_dir for o in top if o.key.endswith("shards/")] == [True]
     assert store.exists(s3_prefix) and not store.exists(join_uri(s3_prefix, "nothing/"))
     store.download_dir(s3_prefix, tmp_path / "dst")
@@ -223,3 +224,23 @@ def test_json_roundtrip(store, s3_prefix):
     store.write_bytes(uri, b"{broken")
     with pytest.raises(StorageError, match="not valid JSON"):
         store.read_json(uri)
+
+
+def test_fetch_reuses_verified_local_files(store, s3_prefix, tmp_path, monkeypatch):
+    _tree(tmp_path / "src")
+    store.publish_dir(tmp_path / "src", s3_prefix)
+    store.fetch(s3_prefix, tmp_path / "dst")
+    (tmp_path / "dst" / "index.parquet").write_bytes(b"PAR2" * 100)  # damaged locally: fetched again
+    downloads = []
+    real = store.download_file
+    monkeypatch.setattr(store, "download_file", lambda u, p: (downloads.append(u), real(u, p))[1])
+    store.fetch(s3_prefix, tmp_path / "dst")
+    assert downloads == [join_uri(s3_prefix, "index.parquet")]
+    assert verify_dir(tmp_path / "dst").n_files == len(FILES)
+
+
+def test_empty_directory_publishes_an_empty_manifest(store, s3_prefix, tmp_path):
+    (tmp_path / "empty").mkdir()
+    m = store.publish_dir(tmp_path / "empty", s3_prefix, metadata={"why": "nothing passed the filters"})
+    assert m.n_files == 0 and store.is_published(s3_prefix)
+    assert store.fetch(s3_prefix, tmp_path / "dst").total_sha256 == m.total_sha256

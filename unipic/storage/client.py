@@ -244,7 +244,8 @@ class ObjectStore:
     def download_dir(self, uri: str, local_dir: str | Path) -> _PathList:
         """Download every object under the prefix `uri` into `local_dir` (no verification; see `fetch`)."""
         u = parse_s3_uri(uri)
-        objects = [o for o in self.list(str(S3Uri(u.bucket, u.prefix)), recursive=True) if not o.is_dir]
+        objects = [o for o in self.list(str(S3Uri(u.bucket, u.prefix)), recursive=True)
+                   if not o.is_dir and not o.key.endswith("/")]
         if not objects:
             raise StorageError(f"nothing under {uri}; check the URI")
         out = []
