@@ -24,7 +24,7 @@ def clean_index(n: int = 40) -> pd.DataFrame:
             "sample_id": f"s{i}", "kind": "edit" if edit else "t2i", "task": ["a", "b"][i % 4 // 2],
             "text": f"caption {i}", "shard": "shards/t2i-000000.tar", "width": 32, "height": 32,
             "sha256": f"{i:064x}", "split": "train", "content_sha256": f"{i + 1000:064x}",
-            "target_sha256": f"{i + 5000:064x}" if edit else None, "phash": f"{i:048x}",
+            "source_sha256": f"{i + 5000:064x}" if edit else None, "phash": f"{i:048x}",
             "sharpness": float(rng.uniform(0, 500)), "colourfulness": float(rng.uniform(0, 80)),
             "exposure": float(rng.uniform(0.2, 0.9)), "clipped_fraction": float(rng.uniform(0, 1)),
             "agreement": float(rng.uniform(0, 1)), "change_ratio": float(rng.uniform(0.01, 0.5)) if edit else np.nan,

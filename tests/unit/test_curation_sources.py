@@ -119,7 +119,7 @@ def test_edit_triplets_source_and_pair_checks(tmp_path: Path) -> None:
     report, index = curate_to_dir(src, CFG, tmp_path / "out", scorer=NoScorer())
     assert report.rejected == {"edit:no_op": 1, "text:empty": 1, "source:missing_file_field": 1}
     assert report.n_out == 6 and set(index["kind"]) == {"edit"}
-    assert index["change_ratio"].between(0, 1).all() and index["target_sha256"].notna().all()
+    assert index["change_ratio"].between(0, 1).all() and index["source_sha256"].notna().all()
     back = list(iter_tar(tmp_path / "out/shards/edit-000000.tar"))
     assert back[0].is_edit and back[0].target and back[0].meta["instruction"] == "change the shape"
 

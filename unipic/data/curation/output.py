@@ -1,7 +1,10 @@
 """Writes curated samples in the project's dataset format (docs/DEVELOPING.md): WebDataset shards + index.
 
-Shards are written under a temporary name and renamed when complete. Image bytes are kept as they came
+Shards go through `unipic.data.shards.ShardWriter` (temp name, then rename). Image bytes are kept as they came
 (PNG), so the index sha256 is the sha256 of what training reads; other formats are re-encoded to PNG once.
+The curated index is the generation index plus hashes and one column per curation signal. As in generation,
+an edit's primary image (`sha256`) is its target; `source_sha256` is the source's and `content_sha256` the
+pair's (the exact-dedup key).
 """
 
 from __future__ import annotations
@@ -9,8 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,12 @@ from PIL import Image
 from unipic.data.curation.dedup import sha256_hex
 from unipic.data.curation.sample import Sample
 from unipic.data.curation.signals import SIGNALS
+from unipic.data.shards import INDEX_COLUMNS as BASE_COLUMNS
+from unipic.data.shards import INDEX_NAME, SHARD_DIR, ShardWriter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SIGNAL_COLUMNS = (*SIGNALS, "agreement", "change_ratio")
-INDEX_COLUMNS = ("sample_id", "kind", "task", "text", "shard", "width", "height", "sha256", "split",
-                 "content_sha256", "target_sha256", "phash", *SIGNAL_COLUMNS)
+INDEX_COLUMNS = (*BASE_COLUMNS, "content_sha256", "source_sha256", "phash", *SIGNAL_COLUMNS)
 
 
 def as_png(data: bytes, pixels: np.ndarray | None) -> bytes:
@@ -36,82 +38,36 @@ def as_png(data: bytes, pixels: np.ndarray | None) -> bytes:
     return buf.getvalue()
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = int(mtime)
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
-
-
-class _ShardStream:
-    def __init__(self, root: Path, kind: str, shard_size: int) -> None:
-        self.root, self.kind, self.shard_size = root, kind, shard_size
-        self.index = -1
-        self.count = 0
-        self.tar: tarfile.TarFile | None = None
-        self.tmp: Path | None = None
-        self.final: Path | None = None
-        self.rel = ""
-
-    def _open(self) -> None:
-        self.index += 1
-        self.rel = f"shards/{self.kind}-{self.index:06d}.tar"
-        self.final = self.root / self.rel
-        self.tmp = self.final.with_suffix(".tar.tmp")
-        self.tar = tarfile.open(self.tmp, "w", format=tarfile.USTAR_FORMAT)
-        self.count = 0
-
-    def close(self) -> None:
-        if self.tar is not None:
-            self.tar.close()
-            assert self.tmp is not None and self.final is not None
-            os.replace(self.tmp, self.final)
-            self.tar = None
-
-    def write(self, files: dict[str, bytes]) -> str:
-        if self.tar is None or self.count >= self.shard_size:
-            self.close()
-            self._open()
-        now = time.time()
-        assert self.tar is not None
-        for name, data in files.items():
-            _add(self.tar, name, data, now)
-        self.count += 1
-        return self.rel
+def shard_key(sample_id: str) -> str:
+    """WebDataset keys cannot hold '.' or '/' (the key ends at the first dot)."""
+    return sample_id.replace(".", "_").replace("/", "_") or "_"
 
 
 class CuratedWriter:
-    """Streams accepted samples into shards (one stream per kind) and collects index rows."""
+    """Streams accepted samples into shards (one writer per kind) and collects index rows."""
 
     def __init__(self, out_dir: str | Path, shard_size: int) -> None:
         self.out_dir = Path(out_dir)
-        (self.out_dir / "shards").mkdir(parents=True, exist_ok=True)
-        self._streams = {k: _ShardStream(self.out_dir, k, shard_size) for k in ("t2i", "edit")}
+        self._writers = {k: ShardWriter(self.out_dir / SHARD_DIR, k, shard_size) for k in ("t2i", "edit")}
         self.rows: list[dict[str, Any]] = []
 
     def write(self, s: Sample) -> dict[str, Any]:
-        key = s.sample_id.replace(".", "_").replace("/", "_")
         meta = dict(s.meta)
         meta.update({"sample_id": s.sample_id, "kind": s.kind, "task": s.task, "split": s.split})
         meta["instruction" if s.is_edit else "caption"] = s.text
         image = as_png(s.image or b"", s.pixels)
-        if s.is_edit:
-            target = as_png(s.target or b"", s.target_pixels)
-            files = {f"{key}.src.png": image, f"{key}.tgt.png": target}
-        else:
-            target = None
-            files = {f"{key}.png": image}
-        files[f"{key}.json"] = json.dumps(meta, sort_keys=True, default=str).encode()
-        shard = self._streams[s.kind].write(files)
+        target = as_png(s.target or b"", s.target_pixels) if s.is_edit else None
+        files = {"src.png": image, "tgt.png": target} if target is not None else {"png": image}
+        files["json"] = json.dumps(meta, sort_keys=True, default=str).encode()
+        shard = f"{SHARD_DIR}/{self._writers[s.kind].write(shard_key(s.sample_id), files)}"
         h, w = s.pixels.shape[:2] if s.pixels is not None else (0, 0)
-        sha = sha256_hex(image)
-        tsha = sha256_hex(target) if target is not None else None
+        first = sha256_hex(image)
+        second = sha256_hex(target) if target is not None else None
         row = {
             "sample_id": s.sample_id, "kind": s.kind, "task": s.task, "text": s.text, "shard": shard,
-            "width": int(w), "height": int(h), "sha256": sha, "split": s.split,
-            "content_sha256": sha if tsha is None else sha256_hex((sha + tsha).encode()),
-            "target_sha256": tsha, "phash": s.hashes.get("phash"),
+            "width": int(w), "height": int(h), "sha256": second or first, "split": s.split,
+            "content_sha256": first if second is None else sha256_hex((first + second).encode()),
+            "source_sha256": first if second is not None else None, "phash": s.hashes.get("phash"),
         }
         for col in SIGNAL_COLUMNS:
             row[col] = float(s.signals.get(col, float("nan")))
@@ -120,12 +76,12 @@ class CuratedWriter:
 
     def close(self) -> pd.DataFrame:
         """Close the shards and write index.parquet (atomically); returns the index."""
-        for stream in self._streams.values():
-            stream.close()
+        for writer in self._writers.values():
+            writer.close()
         df = index_frame(self.rows)
-        tmp = self.out_dir / "index.parquet.tmp"
+        tmp = self.out_dir / f"{INDEX_NAME}.tmp"
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, self.out_dir / "index.parquet")
+        os.replace(tmp, self.out_dir / INDEX_NAME)
         return df
 
 

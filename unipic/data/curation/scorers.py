@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from unipic.config.curation import ScorerConfig
+from unipic.config.store import StoreConfig
 from unipic.data.curation.sample import Sample
 from unipic.errors import ConfigError
 
@@ -75,24 +76,46 @@ class ClipScorer:
 
 
 class ShapesDetectorScorer:
-    """ShapesWorld: the detector's agreement with the sample's ground truth (caption spec or edit target)."""
+    """ShapesWorld: the detector's agreement with the sample's ground truth (`spec` in its JSON).
+
+    T2I: `score_t2i(image, spec).score`; edit: `score_edit(source, target, spec).overall`. Samples without a
+    ShapesWorld spec (a user's folder) get None: the detector has nothing to check them against.
+    """
 
     name = "shapes_detector"
 
     def __init__(self) -> None:
-        from unipic.data.shapes import scorers
+        from unipic.data.shapes import ShapesDetector
 
-        self._scorers = scorers
+        self.detector = ShapesDetector()
 
     def score(self, sample: Sample) -> float | None:
-        return self._scorers.agreement_from_record(sample.kind, sample.meta, sample.pixels, sample.target_pixels)
+        from unipic.data.shapes.score import score_edit, score_t2i
+
+        spec = sample.meta.get("spec") if isinstance(sample.meta, dict) else None
+        if not isinstance(spec, dict) or sample.pixels is None:
+            return None
+        try:
+            if sample.is_edit:
+                if sample.target_pixels is None:
+                    return None
+                return float(score_edit([sample.pixels], [sample.target_pixels], [spec], self.detector)[0].overall)
+            return float(score_t2i([sample.pixels], [spec], self.detector)[0].score)
+        except (ValueError, KeyError, TypeError):
+            return None
 
 
-def build_scorer(cfg: ScorerConfig) -> AgreementScorer:
+def build_scorer(cfg: ScorerConfig, store_cfg: StoreConfig | None = None) -> AgreementScorer:
+    """The configured scorer; a CLIP model on s3:// is fetched (hash-verified, cached) first."""
     if cfg.kind == "none":
         return NoScorer()
     if cfg.kind == "clip":
         if not cfg.clip_path:
             raise ConfigError("curation.scorer.kind=clip needs curation.scorer.clip_path (a CLIPModel folder)")
-        return ClipScorer(cfg.clip_path, cfg.clip_logit_scale, cfg.clip_bias)
+        path: str | Path = cfg.clip_path
+        if cfg.clip_path.startswith("s3://"):
+            from unipic.storage import materialize
+
+            path = materialize(cfg.clip_path, store_cfg)
+        return ClipScorer(path, cfg.clip_logit_scale, cfg.clip_bias)
     return ShapesDetectorScorer()

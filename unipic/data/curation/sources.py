@@ -216,17 +216,29 @@ class ShardSource:
 
 
 class ShapesWorldSource:
-    """A ShapesWorld generation spec, rendered lazily: the source that needs no files at all."""
+    """A ShapesWorld generation spec, rendered lazily: the same samples `unipic data generate` writes
+    (same ids, same JSON), without files in between."""
 
     def __init__(self, spec: ShapesConfig) -> None:
         self.spec = spec
 
     def __iter__(self) -> Iterator[Sample]:
-        from unipic.data.shapes import generate
+        from unipic.data.generate import sample_id
+        from unipic.data.shapes import make_edit_sample, make_t2i_sample, render, to_png
 
-        for rec in generate.iter_records(self.spec):
-            yield Sample(rec.sample_id, rec.kind, rec.task, rec.text, rec.image, rec.target, meta=rec.meta,
-                         split=rec.split, origin=f"shapes(seed={self.spec.seed})")
+        origin = f"shapes(seed={self.spec.seed})"
+        for i in range(self.spec.n_t2i):
+            s = make_t2i_sample(self.spec, i)
+            key = sample_id("t2i", s.split, i)
+            meta = {"sample_id": key, "kind": "t2i", "seed": self.spec.seed, **s.model_dump(mode="json")}
+            yield Sample(key, "t2i", s.task, s.caption, to_png(render(s.scene)), meta=meta, split=s.split,
+                         origin=origin)
+        for i in range(self.spec.n_edit):
+            e = make_edit_sample(self.spec, i)
+            key = sample_id("edit", e.split, i)
+            meta = {"sample_id": key, "kind": "edit", "seed": self.spec.seed, **e.model_dump(mode="json")}
+            yield Sample(key, "edit", e.category, e.instruction, to_png(render(e.source)), to_png(render(e.target)),
+                         meta=meta, split=e.split, origin=origin)
 
 
 def open_source(spec: str, store_cfg: StoreConfig | None = None, shapes: ShapesConfig | None = None) -> Iterable[Sample]:
