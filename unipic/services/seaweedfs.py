@@ -225,7 +225,7 @@ def _s3_answers(store: StoreConfig, timeout: float = 1.0) -> bool:
 
 
 def _probe_store(store: StoreConfig) -> StoreConfig:
-    return store.model_copy(update={"timeout_s": 2.0, "retries": 0})
+    return store.model_copy(update={"timeout_s": 5.0, "retries": 0})
 
 
 def _check_credentials(store: StoreConfig) -> tuple[bool, str]:
