@@ -87,7 +87,6 @@ class MetaQueryTrainConfig(TrainerConfig):
     caption_dropout: float = Field(default=0.1, ge=0, lt=1, description="share of empty prompts, for CFG")
     train_connector: bool = Field(default=True, description="Table 3 ablation switch (queries + connector)")
     train_dit: bool | None = Field(default=None, description="null = stage 2 only (Table 3 ablation switch)")
-    dit_lr: float | None = Field(default=None, gt=0, description="DiT learning rate in stage 2; null = lr")
     timesteps: TimestepConfig = Field(default_factory=TimestepConfig)
     sample_prompts: list[str] = Field(
         default_factory=lambda: ["a red circle", "a blue square", "a green triangle", "a yellow circle"],

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from unipic.config.metaquery import MLLMConfig
-from unipic.errors import ConfigError, StorageError
+from unipic.errors import ConfigError
 from unipic.logging import get_logger
 from unipic.models.metaquery.processor import MetaQueryProcessor, make_qwen_tokenizer, shapes_corpus
 
@@ -95,16 +95,14 @@ def _dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
 
 
-def resolve_local(uri: str, store: Any | None = None) -> Path:
-    """A local folder for `uri`: the folder itself, or an s3:// prefix downloaded (and hash-verified)."""
+def resolve_local(uri: str, store: Any | None = None, cache_dir: str | Path | None = None) -> Path:
+    """A local folder for `uri`: the folder itself, or an s3:// prefix fetched, hash-verified and cached."""
     if uri.startswith("s3://"):
-        try:
-            from unipic.storage import download_prefix  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise StorageError(f"cannot fetch {uri}: unipic.storage.download_prefix is not available ({exc})") from None
+        from unipic.storage import materialize
+
         if store is None:
-            raise ConfigError(f"{uri} is an s3:// URI: pass the store config (store section) to load it")
-        return Path(download_prefix(store, uri))
+            raise ConfigError(f"{uri} is an s3:// URI: pass the store config (the `store` section) to load it")
+        return Path(materialize(uri, store, cache_dir))
     path = Path(uri).expanduser()
     if not path.is_dir():
         raise ConfigError(f"MLLM folder '{uri}' does not exist: set metaquery.mllm.pretrained to a Qwen2.5-VL "
