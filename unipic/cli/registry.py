@@ -24,6 +24,9 @@ COMMANDS: list[tuple[str, str]] = [
     # (command name, "module.path:function")
     ("eval", "unipic.cli.evaluate:evaluate"),
     ("gate", "unipic.cli.evaluate:gate"),
+    ("run", "unipic.cli.pipeline:run"),
+    ("compile", "unipic.cli.pipeline:compile_"),
+    ("understand", "unipic.cli.understand:understand"),
 ]
 
 

@@ -35,6 +35,7 @@ def run_local(
     pipeline_root: str | Path,
     *,
     enable_caching: bool = True,
+    cache_root: str | Path | None = None,
 ) -> LocalRun:
     """Execute `pipeline_func(**arguments)` under kfp.local; raise UniPicError naming the failed task."""
     from kfp import local
@@ -46,6 +47,7 @@ def run_local(
         pipeline_root=str(root),
         raise_on_error=True,
         enable_caching=enable_caching,
+        cache_root=str(cache_root) if cache_root else None,
     )
     log.info("running pipeline %s under kfp.local (root %s)", getattr(pipeline_func, "name", pipeline_func), root)
     start = time.perf_counter()
@@ -55,4 +57,12 @@ def run_local(
             outputs = pipeline_func(**arguments)
         except RuntimeError as exc:
             raise UniPicError(f"pipeline failed: {exc} (task logs are above; outputs under {root})") from None
-    return LocalRun(pipeline_root=root, outputs=outputs, wall_s=time.perf_counter() - start, arguments=arguments)
+    return LocalRun(pipeline_root=root, outputs=_plain(outputs), wall_s=time.perf_counter() - start,
+                    arguments=arguments)
+
+
+def _plain(outputs: Any) -> Any:
+    """kfp.local returns the finished pipeline as a task; keep only its output values."""
+    if hasattr(outputs, "outputs"):
+        return {k: getattr(v, "uri", v) for k, v in outputs.outputs.items()}
+    return outputs
