@@ -99,6 +99,7 @@ class PretrainConfig(TrainerConfig):
         default_factory=lambda: ["a red circle", "a blue square", "a green triangle", "a yellow circle"],
         description="prompts of the T2I sample grid",
     )
+    sample_edits: int = Field(default=4, ge=0, description="edit triplets from the dataset in the sample grid")
     sample_steps: int = Field(default=20, ge=1)
     sample_guidance: float = Field(default=4.0, ge=1.0)
     split: Literal["train", "heldout", "all"] = "train"

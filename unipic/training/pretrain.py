@@ -60,6 +60,8 @@ class PretrainTrainer(Trainer):
                                       cache / "models")
         self.dataset_dir = resolve_input(cfg.dataset, "dataset", "pretrain.dataset", store_cfg, cache / "data")
         self.pipe = UniPicKontextPipeline.from_pretrained(self.base_dir)
+        if torch.cuda.is_available():
+            self.pipe.to(torch.device("cuda", ctx.local_rank))
         for name in ("vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
             module = getattr(self.pipe, name, None)
             if isinstance(module, torch.nn.Module):
@@ -117,9 +119,11 @@ class PretrainTrainer(Trainer):
             return x0, ref, embeds, pooled
         texts = batch.captions if isinstance(batch, T2IBatch) else batch.instructions
         embeds, pooled = self.encode_text(texts, drop)
+        dev = self.device
         if isinstance(batch, T2IBatch):
-            return self.pipe.encode_image(batch.images), None, embeds, pooled
-        return self.pipe.encode_image(batch.targets), self.pipe.encode_image(batch.sources), embeds, pooled
+            return self.pipe.encode_image(batch.images.to(dev)), None, embeds, pooled
+        return (self.pipe.encode_image(batch.targets.to(dev)), self.pipe.encode_image(batch.sources.to(dev)),
+                embeds, pooled)
 
     def forward_backward_step(self, batch: T2IBatch | EditBatch) -> StepOutput:
         cfg, g = self.cfg, self.generator
@@ -128,12 +132,16 @@ class PretrainTrainer(Trainer):
         with torch.no_grad():
             x0, ref, embeds, pooled = self.batch_inputs(batch, drop)
         x0 = x0.float()
+        dev = self.device
+        x0, embeds, pooled = x0.to(dev), embeds.to(dev), pooled.to(dev)
+        ref = ref.to(dev) if ref is not None else None
         ts = cfg.timesteps
         from unipic.diffusion import add_noise, sample_sigmas, sigma_to_timestep, velocity_target
 
         sigmas = sample_sigmas(n, ts.weighting, logit_mean=ts.logit_mean, logit_std=ts.logit_std,
                                mode_scale=ts.mode_scale, shift=ts.shift, generator=g)
-        noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+        noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(dev)
+        sigmas = sigmas.to(dev)
         x_t = add_noise(x0, noise, sigmas)
         target = velocity_target(x0, noise)
         with self.autocast():
@@ -176,7 +184,7 @@ class PretrainTrainer(Trainer):
                 gens = [torch.Generator().manual_seed(1000 + i) for i in range(len(prompts))]
                 out["t2i"] = self.pipe(prompts, num_inference_steps=cfg.sample_steps,
                                        guidance_scale=cfg.sample_guidance, generator=gens).images
-            edits = self._edit_examples() if cfg.edit_ratio > 0 else []
+            edits = self._edit_examples(cfg.sample_edits) if cfg.edit_ratio > 0 and cfg.sample_edits else []
             if edits:
                 gens = [torch.Generator().manual_seed(2000 + i) for i in range(len(edits))]
                 srcs = [e[0] for e in edits]
