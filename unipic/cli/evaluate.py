@@ -37,7 +37,8 @@ def evaluate(
     for name, b in res["benchmarks"].items():
         js = b.get("judge_stats") or {}
         extra = f", judge excluded {js['excluded']}/{js['requests']}" if js else ""
-        typer.echo(f"{name}: {b['headline_key']} = {b['headline']:.4f} ({b['scale']}){extra}")
+        value = "no score" if b["headline"] is None else f"{b['headline']:.4f}"
+        typer.echo(f"{name}: {b['headline_key']} = {value} ({b['scale']}){extra}")
     typer.echo(f"report: {out / 'report.html'}")
 
 

@@ -33,7 +33,8 @@ def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
     """`benchmark.metric` -> value for every finite scalar (headline, tasks/groups/types, judge failure rate)."""
     out: dict[str, float] = {}
     for name, b in results.get("benchmarks", {}).items():
-        out[f"{name}.headline"] = b["headline"]
+        if isinstance(b.get("headline"), (int, float)):
+            out[f"{name}.headline"] = float(b["headline"])
         for k, v in b.get("metrics", {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[f"{name}.{k}"] = float(v)

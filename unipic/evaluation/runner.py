@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -32,7 +33,7 @@ log = get_logger(__name__)
 
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
+    tmp.write_text(json.dumps(finite_or_none(data), indent=2, default=_jsonable, allow_nan=False))
     os.replace(tmp, path)
 
 
@@ -66,8 +67,6 @@ def judge_context(cfg: Any, needed: bool) -> Iterator[JudgeContext]:
 
 def load_model(model: str, store_cfg: Any = None, cache_dir: str | Path | None = None) -> Any:
     """A pipeline from a local folder or an s3:// URI (fetched and verified into the cache)."""
-    from unipic.pipelines.metaquery import load_pipeline
-
     path: Path = Path(model)
     if model.startswith("s3://"):
         from unipic.storage import materialize
@@ -75,6 +74,8 @@ def load_model(model: str, store_cfg: Any = None, cache_dir: str | Path | None =
         path = Path(materialize(model, store_cfg, cache_dir) if cache_dir else materialize(model, store_cfg))
     if not path.is_dir():
         raise EvaluationError(f"model {model} is not a folder or s3:// URI; give a diffusers model folder")
+    from unipic.pipelines.metaquery import load_pipeline
+
     return load_pipeline(path)
 
 
@@ -117,7 +118,7 @@ def evaluate(cfg: Any, shapes: Any, out_dir: str | Path, *, model: str | None = 
             t0 = time.perf_counter()
             rows = bench.judge(items, bdir, ctx)
             judge_s = time.perf_counter() - t0
-            metrics = bench.aggregate(rows)
+            metrics = finite_or_none(bench.aggregate(rows))
             js = _stats_delta(before, ctx.vlm.stats.to_dict()) if ctx.vlm and bench.name not in (
                 "shapes_geneval", "geneval") else None
             with (bdir / "rows.jsonl").open("w") as f:
@@ -151,6 +152,17 @@ def evaluate(cfg: Any, shapes: Any, out_dir: str | Path, *, model: str | None = 
                  max_items=cfg.grid_max_items)
     write_json_atomic(out / "results.json", results)
     return results
+
+
+def finite_or_none(x: Any) -> Any:
+    """NaN/inf -> None, so results.json is strict JSON and 'no score' never reads as a number."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [finite_or_none(v) for v in x]
+    return x
 
 
 def _stats_delta(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
