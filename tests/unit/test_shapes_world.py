@@ -84,7 +84,7 @@ def test_position_samples_satisfy_their_relation():
         s = make_t2i_sample(cfg, i)
         rel = s.spec.relation
         a, b = s.scene.objects[rel.subject], s.scene.objects[rel.reference]
-        assert rel.relation in relations(a.bbox, b.bbox)
+        assert relations(a.bbox, b.bbox) == {rel.relation}
         assert rel.relation in s.caption
 
 

@@ -136,17 +136,17 @@ def generate_dataset(cfg: ShapesConfig, out: str | Path, store_cfg: StoreConfig 
             published = store.publish_dir(tmp, str(out), metadata=manifest.metadata)
         log.info("published %d samples to %s", manifest.metadata["n_samples"], out)
         return published
-    out = Path(out)
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(f"'{out}' already exists and is not empty; choose a new --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    dest = Path(out)
+    if dest.exists() and not overwrite and (not dest.is_dir() or any(dest.iterdir())):
+        raise DataError(f"'{dest}' already exists and is not empty; choose a new --out or pass --overwrite")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)
     try:
         manifest = build_dataset(cfg, tmp, kind)
-        _replace_dir(tmp, out, overwrite)
+        _replace_dir(tmp, dest, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

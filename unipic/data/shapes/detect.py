@@ -90,6 +90,26 @@ def _nearest_name(rgb: np.ndarray, table: dict[str, tuple[int, int, int]]) -> st
     return names[int(np.argmin(d))]
 
 
+def _nearest_labels(img: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """Index of the nearest reference colour per pixel (ties go to the lower index, i.e. the background).
+
+    A loop over the few references in int32 is ~4x faster than one (N, K, 3) float tensor on a CPU."""
+    x = img.astype(np.int32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    refs_i = np.rint(refs).astype(np.int32)
+    labels = np.zeros(img.shape[:2], dtype=np.int8)
+    best = None
+    for k, (rr, gg, bb) in enumerate(refs_i):
+        d = (r - rr) ** 2 + (g - gg) ** 2 + (b - bb) ** 2
+        if best is None:
+            best = d
+            continue
+        closer = d < best
+        best = np.minimum(d, best)
+        labels[closer] = k
+    return labels
+
+
 def _best_shape(mask: np.ndarray) -> tuple[str, float]:
     h, w = mask.shape
     best, best_iou = SHAPES[0], -1.0
@@ -118,9 +138,7 @@ class ShapesDetector:
         canvas = min(h, w)
         bg = _background(img)
         refs = np.concatenate([bg[None, :], _PALETTE], axis=0)
-        pix = img.reshape(-1, 3).astype(np.float32)
-        d2 = ((pix[:, None, :] - refs[None, :, :]) ** 2).sum(-1)
-        labels = d2.argmin(1).reshape(h, w)
+        labels = _nearest_labels(img, refs)
         min_area = self.min_area(canvas)
 
         objects: list[DetectedObject] = []

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 
 def image_grid(tiles: Sequence[np.ndarray], captions: Sequence[str] | None = None, cols: int = 8,
-               scale: int = 2, caption_chars: int = 22) -> Image.Image:
+               scale: int = 2) -> Image.Image:
     """Tiles (H, W, 3) uint8 upscaled by `scale` (nearest, so pixels stay crisp), with wrapped captions."""
     if not tiles:
         raise ValueError("no tiles to draw")
@@ -22,8 +22,8 @@ def image_grid(tiles: Sequence[np.ndarray], captions: Sequence[str] | None = Non
     cols = max(1, min(cols, len(tiles)))
     rows = (len(tiles) + cols - 1) // cols
     font = ImageFont.load_default()
-    chars = max(caption_chars, w // 6)
-    wrapped = [textwrap.wrap(c, chars)[:3] for c in captions]
+    chars = max(6, w // 6)  # the default bitmap font is about 6 px per character
+    wrapped = [textwrap.wrap(c, chars)[:4] for c in captions]
     text_h = 11 * max((len(x) for x in wrapped), default=0) + (4 if any(wrapped) else 0)
     pad = 4
     sheet = Image.new("RGB", (cols * (w + pad) + pad, rows * (h + text_h + pad) + pad), (235, 235, 235))
@@ -32,7 +32,7 @@ def image_grid(tiles: Sequence[np.ndarray], captions: Sequence[str] | None = Non
         r, c = divmod(k, cols)
         x, y = pad + c * (w + pad), pad + r * (h + text_h + pad)
         img = Image.fromarray(np.asarray(tile, dtype=np.uint8), "RGB")
-        sheet.paste(img.resize((tile.shape[1] * scale, tile.shape[0] * scale), Image.NEAREST), (x, y))
+        sheet.paste(img.resize((tile.shape[1] * scale, tile.shape[0] * scale), Image.Resampling.NEAREST), (x, y))
         for i, line in enumerate(lines):
             draw.text((x, y + h + 2 + 11 * i), line, fill=(20, 20, 20), font=font)
     return sheet

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from unipic.data.shapes.world import BACKGROUNDS, COLORS, Scene
 
 
-def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], fill: object) -> None:
+def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], fill: tuple[int, ...] | int) -> None:
     x0, y0, x1, y1 = box
     xe, ye = x1 - 1, y1 - 1
     if shape == "square":

@@ -125,7 +125,7 @@ def _position(rng: np.random.Generator, cfg: ShapesConfig) -> tuple[T2ISpec, lis
     ref = add_object(rng, cfg.image_size, [], shape=b[1], color=b[0], sizes=cfg.sizes)
     for _ in range(50):
         subj = add_object(rng, cfg.image_size, [ref], shape=a[1], color=a[0], sizes=cfg.sizes)
-        if rel in relations(subj.bbox, ref.bbox):
+        if relations(subj.bbox, ref.bbox) == {rel}:  # unambiguous: no second relation also holds
             break
     else:
         raise PlacementFailed(f"could not place {a} {rel} {b}")
@@ -152,7 +152,7 @@ def sample_rng(seed: int, stream: int, index: int) -> np.random.Generator:
 
 
 def t2i_split(spec: T2ISpec, scene: Scene, key: str | None, cfg: ShapesConfig) -> str:
-    pairs = [(o.color, o.shape) for o in scene.objects]
+    pairs: list[tuple[str, str]] = [(o.color, o.shape) for o in scene.objects]
     pairs += [(r.color, r.shape) for r in spec.objects if r.color]
     return ho.split_of(pairs, key, colors=cfg.colors, shapes=cfg.shapes, fraction=cfg.heldout_fraction)
 

@@ -37,7 +37,7 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
 }
 # Side length as a fraction of the canvas. Fixed per class (no jitter) so the size class reads back exactly.
 SIZES: dict[str, float] = {"small": 0.19, "medium": 0.28, "large": 0.375}
-DEFAULT_BACKGROUND = "white"
+DEFAULT_BACKGROUND: BackgroundName = "white"
 MIN_SIDE_PX = 5
 
 
