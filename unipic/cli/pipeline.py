@@ -33,21 +33,25 @@ def run(
     root = Path(cfg.run.workdir).resolve() / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_local(unipic2, {"preset": preset, "overrides": list(set_ or [])}, root / "pipeline_root",
                        enable_caching=cache, cache_root=Path(cfg.run.workdir).resolve() / ".kfp_cache")
-    typer.echo(json.dumps({"run_root": str(root), "wall_s": round(result.wall_s, 1), "outputs": result.outputs},
-                          default=str, indent=2))
+    reports = sorted(result.pipeline_root.glob("*/run_report.html"))
+    typer.echo(json.dumps({"run_root": str(root), "wall_s": round(result.wall_s, 1), "outputs": result.outputs,
+                           "run_report": str(reports[-1]) if reports else None}, default=str, indent=2))
 
 
 def compile_(
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Preset whose `cluster` section is compiled in.")] = "base",
+    set_: SetOpt = None,
     out: Annotated[Path, typer.Option(help="Where to write the IR YAML.")] = COMPILED,
     check: Annotated[bool, typer.Option(help="Fail if the committed YAML differs from a fresh compile.")] = False,
 ) -> None:
     """Compile the pipeline to KFP IR YAML (validated offline); --check is the CI staleness gate."""
     import tempfile
 
-    from pipelines.unipic2 import unipic2
+    from pipelines.unipic2 import build_pipeline
     from unipic.errors import UniPicError
     from unipic.orchestration.compile import compile_pipeline
 
+    unipic2 = build_pipeline(make_config(preset, set_).cluster)
     if check:
         with tempfile.TemporaryDirectory() as tmp:
             fresh = compile_pipeline(unipic2, Path(tmp) / "unipic2.yaml").read_text()

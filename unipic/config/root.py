@@ -7,12 +7,14 @@ from pathlib import Path
 from pydantic import Field
 
 from unipic.config.base import Section, apply_overrides, read_preset, validate_config
+from unipic.config.cluster import ClusterConfig
 from unipic.config.curation import CurationConfig, FeaturesConfig, RegistryConfig
 from unipic.config.data import ShapesConfig
 from unipic.config.model import ModelConfig
 from unipic.config.evaluation import EvaluationConfig
 from unipic.config.metaquery import MetaQueryConfig
 from unipic.config.rl import RLConfig
+from unipic.config.serve import ServeConfig
 from unipic.config.store import ServicesConfig, StoreConfig
 from unipic.config.train import PretrainConfig
 
@@ -37,6 +39,8 @@ class UniPicConfig(Section):
     metaquery: MetaQueryConfig = Field(default_factory=MetaQueryConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
 
 def load_config(preset: str | Path = "ci", overrides: list[str] | None = None) -> UniPicConfig:

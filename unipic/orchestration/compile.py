@@ -21,7 +21,7 @@ def compile_pipeline(pipeline_func: Callable[..., Any], out_path: str | Path) ->
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp = out.with_name(f".{out.stem}.tmp.yaml")
     compiler.Compiler().compile(pipeline_func, str(tmp))
     validate_ir(tmp)
     tmp.replace(out)
