@@ -65,7 +65,14 @@ def load_kontext_transformer(
         config["use_ref_type_embed"] = use_ref_type_embed
     model = SD3KontextTransformer.from_config(config)
     state = _weights(folder)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        shapes = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise ModelLoadError(
+            f"{folder}: weights do not fit the architecture in its config.json: {'; '.join(shapes[:4])}"
+            f"{' ...' if len(shapes) > 4 else ''}. Check that config.json belongs to these weights."
+        ) from None
     missing = set(result.missing_keys) - NEW_KEYS
     unexpected = set(result.unexpected_keys)
     if unexpected == NEW_KEYS and not model.config.use_ref_type_embed:
