@@ -60,3 +60,42 @@ def compile_(
         typer.echo(f"{out} is current")
         return
     typer.echo(str(compile_pipeline(unipic2, out)))
+
+
+def submit(
+    preset: PresetOpt = "base",
+    set_: SetOpt = None,
+    host: Annotated[str, typer.Option(help="KFP API endpoint; default cluster.host from the preset.")] = "",
+    run_name: Annotated[str, typer.Option(help="Run name; default <run.name>-<timestamp>.")] = "",
+    pipeline_file: Annotated[Path, typer.Option(help="Compiled IR YAML.")] = COMPILED,
+    wait: Annotated[bool, typer.Option(help="Follow the run until it ends.")] = False,
+) -> None:
+    """Create a run of the compiled pipeline on a KFP cluster (kfp.Client)."""
+    from unipic.orchestration import remote
+
+    cfg = make_config(preset, set_)
+    cluster = cfg.cluster.model_copy(update={"host": host}) if host else cfg.cluster
+    name = run_name or f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    info = remote.submit(cluster, pipeline_file, preset=preset, overrides=list(set_ or []), run_name=name)
+    typer.echo(f"submitted {info.name}: run id {info.run_id}")
+    if wait:
+        remote.follow(cluster, info.run_id, on_change=lambda i: typer.echo(f"{i.name}: {i.state}"))
+
+
+def runs(
+    preset: PresetOpt = "base",
+    set_: SetOpt = None,
+    host: Annotated[str, typer.Option(help="KFP API endpoint; default cluster.host from the preset.")] = "",
+    follow_id: Annotated[str, typer.Option("--follow", help="Follow this run id until it ends.")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+) -> None:
+    """List recent runs on the cluster, or follow one."""
+    from unipic.orchestration import remote
+
+    cfg = make_config(preset, set_)
+    cluster = cfg.cluster.model_copy(update={"host": host}) if host else cfg.cluster
+    if follow_id:
+        remote.follow(cluster, follow_id, on_change=lambda i: typer.echo(f"{i.name}: {i.state}"))
+        return
+    for r in remote.list_runs(cluster, limit=limit):
+        typer.echo(f"{r.run_id}  {r.state:<10} {r.created_at}  {r.name}")

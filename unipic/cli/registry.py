@@ -26,6 +26,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("gate", "unipic.cli.evaluate:gate"),
     ("run", "unipic.cli.pipeline:run"),
     ("compile", "unipic.cli.pipeline:compile_"),
+    ("submit", "unipic.cli.pipeline:submit"),
+    ("runs", "unipic.cli.pipeline:runs"),
     ("understand", "unipic.cli.understand:understand"),
 ]
 
