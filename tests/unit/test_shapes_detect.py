@@ -90,3 +90,13 @@ def test_accepts_float_images_and_rejects_bad_shapes():
     assert detect(img.astype(np.float32) / 255.0).objects == detect(img).objects
     with pytest.raises(ValueError, match="H, W, 3"):
         ShapesDetector().detect(img[..., 0])
+
+
+def test_accepts_chw_torch_tensors():
+    import torch
+
+    scene = Scene(size=32, objects=[SceneObject(shape="circle", color="green", size="large", bbox=(8, 8, 20, 20))])
+    img = render(scene)
+    chw = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
+    assert detect(chw).objects == detect(img).objects
+    assert [d.objects for d in detect_batch(torch.stack([chw, chw]))] == [detect(img).objects] * 2

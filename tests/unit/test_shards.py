@@ -179,3 +179,11 @@ def test_rendered_png_matches_scene(dataset):
 
     scene = Scene.model_validate(rec.json()["scene"])
     assert np.array_equal(rec.image(), render(scene))
+
+
+def test_read_shard_members(dataset):
+    from unipic.data.shards import read_shard_members
+
+    root, _ = dataset
+    members = read_shard_members(root / "shards" / "edit-000000.tar")
+    assert len(members) == 8 and all(set(v) == {"json", "src.png", "tgt.png"} for v in members.values())

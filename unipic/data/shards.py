@@ -184,6 +184,11 @@ def iter_shard(path: str | Path, shard_name: str | None = None) -> Iterator[Reco
         yield current
 
 
+def read_shard_members(path: str | Path) -> dict[str, dict[str, bytes]]:
+    """{key: {ext: bytes}} for one whole shard: for readers that index a shard by key (small shards only)."""
+    return {rec.key: rec.files for rec in iter_shard(path)}
+
+
 def shard_paths(root: str | Path, kind: str | None = None) -> list[Path]:
     base = Path(root) / SHARD_DIR
     if not base.is_dir():

@@ -69,7 +69,12 @@ class Detection:
 
 
 def _as_image(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 from HWC or CHW, uint8 or float in [0, 1], numpy or anything with `.numpy()` (torch)."""
+    if hasattr(image, "detach"):
+        image = image.detach().cpu().numpy()  # type: ignore[union-attr]
     arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] == 3 and arr.shape[2] != 3:
+        arr = arr.transpose(1, 2, 0)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {arr.shape}")
     if arr.dtype != np.uint8:
