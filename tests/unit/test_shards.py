@@ -31,7 +31,9 @@ def test_layout_index_and_manifest(dataset):
     assert names == [f"edit-{i:06d}.tar" for i in range(2)] + [f"t2i-{i:06d}.tar" for i in range(4)]
     assert not list(root.rglob("*.tmp"))
     assert verify_dir(root).total_sha256 == manifest.total_sha256
-    assert set(manifest.files) == {"index.parquet", *(f"shards/{n}" for n in names)}
+    assert set(manifest.files) == {"index.parquet", "report.md", "preview.png", *(f"shards/{n}" for n in names)}
+    report = (root / "report.md").read_text()
+    assert "| t2i | counting | train | 5 |" in report and "blue square" in report
     meta = manifest.metadata
     assert meta["n_samples"] == 44 and meta["split"] == "train" and meta["format"] == "unipic-dataset/1"
     assert sum(v for k, v in meta["counts"].items() if k.startswith("t2i/")) == 30

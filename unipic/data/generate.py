@@ -72,6 +72,29 @@ def _write_edit(cfg: ShapesConfig, root: Path, rows: list[dict[str, Any]]) -> No
                          "sha256": sha256_bytes(tgt), "split": e.split})
 
 
+def _write_report(cfg: ShapesConfig, root: Path, rows: list[dict[str, Any]], kind: str) -> None:
+    """report.md + preview.png: what a person (or the KFP UI) looks at first. Reading the preview back from the
+    shards just written doubles as a check that they decode."""
+    from unipic.data.shapes.grid import dataset_preview
+    from unipic.data.shapes.heldout import heldout_pairs
+
+    dataset_preview(root, root / "preview.png", n=16, scale=2)
+    counts = Counter((r["kind"], r["task"], r["split"]) for r in rows)
+    pairs = ", ".join(f"{c} {s}" for c, s in sorted(heldout_pairs(tuple(cfg.colors), tuple(cfg.shapes))))
+    lines = [
+        "# ShapesWorld dataset", "",
+        f"{len(rows)} samples ({kind}), {cfg.image_size} px, seed {cfg.seed}, split "
+        f"**{'heldout' if cfg.heldout else 'train'}**, config hash `{config_hash(cfg)}`.", "",
+        f"Held-out colour-shape pairs: {pairs or 'none'}; held-out share of compositions: {cfg.heldout_fraction}.",
+        "", "| kind | task | split | samples |", "|---|---|---|---|",
+        *[f"| {k} | {t} | {s} | {n} |" for (k, t, s), n in sorted(counts.items())],
+        "", "![first samples](preview.png)", "",
+    ]
+    tmp = root / "report.md.tmp"
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, root / "report.md")
+
+
 def build_dataset(cfg: ShapesConfig, root: str | Path, kind: Kind = "both") -> Manifest:
     """Write a complete dataset into the (new or empty) local directory `root`; the manifest comes last."""
     if kind not in GENERATE_KINDS:
@@ -87,6 +110,7 @@ def build_dataset(cfg: ShapesConfig, root: str | Path, kind: Kind = "both") -> M
         raise DataError(f"nothing to generate: shapes.n_t2i={cfg.n_t2i}, shapes.n_edit={cfg.n_edit} for kind "
                         f"'{kind}'; set a positive count, e.g. --set shapes.n_t2i=100")
     write_index(root, rows)
+    _write_report(cfg, root, rows, kind)
     lineage = Lineage(stage="data.generate", config_hash=config_hash(cfg))
     metadata = {
         "format": DATASET_FORMAT,
