@@ -18,13 +18,17 @@ from pipelines.cluster import configure_task
 from unipic.config.cluster import ClusterConfig
 
 
-def build_pipeline(cluster: ClusterConfig | None = None):
+def build_pipeline(cluster: ClusterConfig | None = None, *, workspace: bool = True):
+    """`workspace`: a run-scoped PVC for large intermediates (cluster only: kfp.local 2.17 stops the DAG
+    after its first task when a workspace is configured)."""
     cluster = cluster or ClusterConfig()
+    config = dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size=cluster.workspace_size)) if workspace else None
 
     @dsl.pipeline(
         name="unipic2",
         description="Skywork UniPic 2.0: curate, pre-train SD3.5M-Kontext, PDTR (Flow-GRPO), MetaQuery, "
         "evaluate, gate, deploy.",
+        pipeline_config=config,
     )
     def unipic2(
         preset: str = "ci",
@@ -46,3 +50,4 @@ def build_pipeline(cluster: ClusterConfig | None = None):
 
 
 unipic2 = build_pipeline()
+local_unipic2 = build_pipeline(workspace=False)

@@ -21,7 +21,7 @@ def run(
     cache: Annotated[bool, typer.Option(help="Reuse outputs of identical tasks from earlier runs.")] = True,
 ) -> None:
     """Run the whole UniPic 2.0 pipeline locally under kfp.local on the embedded services."""
-    from pipelines.unipic2 import unipic2
+    from pipelines.unipic2 import local_unipic2
     from unipic.orchestration.local import run_local
 
     cfg = make_config(preset, set_)
@@ -31,7 +31,7 @@ def run(
         st = seaweedfs.up(cfg.store, cfg.services)
         typer.echo(f"object store: {st.endpoint} (pid {st.pid})", err=True)
     root = Path(cfg.run.workdir).resolve() / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_local(unipic2, {"preset": preset, "overrides": list(set_ or [])}, root / "pipeline_root",
+    result = run_local(local_unipic2, {"preset": preset, "overrides": list(set_ or [])}, root / "pipeline_root",
                        enable_caching=cache, cache_root=Path(cfg.run.workdir).resolve() / ".kfp_cache")
     reports = sorted(result.pipeline_root.glob("*/run_report.html"))
     typer.echo(json.dumps({"run_root": str(root), "wall_s": round(result.wall_s, 1), "outputs": result.outputs,
