@@ -87,10 +87,10 @@ def test_perfect_generator_scores_one_and_wrong_generator_scores_low(cfg, table,
     bad = evaluate(cfg.evaluation, cfg.shapes, tmp_path / "bad", pipeline=OraclePipeline(table, "wrong"))
     g, b = good["benchmarks"], bad["benchmarks"]
     assert g["shapes_geneval"]["headline"] == 1.0 and g["shapes_geneval"]["metrics"]["strict"] == 1.0
-    assert g["shapes_gedit"]["headline"] == 10.0
+    assert g["shapes_gedit"]["headline"] == 10.0 and g["shapes_gedit"]["metrics"]["exact_success"] == 1.0
     # Wrong colours pass only the colour-free task (single_object): 1 of 6 tasks.
     assert b["shapes_geneval"]["headline"] == pytest.approx(1 / 6)
-    assert b["shapes_gedit"]["headline"] < 3.0  # untouched source: SC success 0 except no-op-like categories
+    assert b["shapes_gedit"]["headline"] < 3.0 and b["shapes_gedit"]["metrics"]["exact_success"] == 0.0
     assert g["shapes_gedit"]["judge_stats"]["excluded"] == 0
 
 

@@ -179,24 +179,11 @@ class ShapesGenEvalBenchmark(GenEvalBenchmark):
         return items
 
     def _extra(self, item: EvalItem, image: Image.Image) -> dict[str, Any]:
-        from unipic.judges.shapes_backend import score_caption
-        from unipic.judges.shapes_text import CaptionSpec, ObjectPhrase
+        """The stricter ShapesWorld rule from `unipic.data.shapes.score` (exact multiset, no extra objects)."""
+        from unipic.data.shapes.score import score_t2i
 
-        spec = item.meta["spec"]
-        cap = CaptionSpec([ObjectPhrase(r["shape"], r.get("color"), None, r["count"]) for r in spec["objects"]],
-                          relation=(spec.get("relation") or {}).get("relation"))
-        if spec.get("relation") and spec["relation"]["subject"] != 0:
-            cap = CaptionSpec(cap.objects[::-1], cap.relation)
-        score, why = score_caption(self._strict.detect(np.asarray(image)), cap)
-        return {"strict": score == 10, "strict_reason": why}
-
-    @property
-    def _strict(self) -> Any:
-        if not hasattr(self, "_strict_det"):
-            from unipic.data.shapes.detect import ShapesDetector
-
-            self._strict_det = ShapesDetector()
-        return self._strict_det
+        sc = score_t2i([np.asarray(image)], [item.meta["spec"]])[0]
+        return {"strict": sc.correct, "strict_reason": sc.reason, "graded": sc.score, "cleanliness": sc.cleanliness}
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out = super().aggregate(rows)
@@ -205,6 +192,7 @@ class ShapesGenEvalBenchmark(GenEvalBenchmark):
             strict.setdefault(r["tag"], []).append(bool(r.get("strict")))
         out["strict_tasks"] = {t: float(np.mean(v)) for t, v in strict.items()}
         out["strict"] = float(np.mean(list(out["strict_tasks"].values()))) if strict else float("nan")
+        out["cleanliness"] = float(np.mean([r["cleanliness"] for r in rows])) if rows else float("nan")
         return out
 
 
@@ -246,7 +234,37 @@ class GEditBenchmark(Benchmark):
 
 
 class ShapesGEditBenchmark(GEditBenchmark):
+    """VIEScore through the judge (the GEdit metric, headline) plus the exact structured edit score
+    (`unipic.data.shapes.score.score_edit`: instruction satisfied x preservation) per category."""
+
     name = "shapes_gedit"
+
+    def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
+        from unipic.data.shapes.score import score_edit
+
+        rows = super().judge(items, out, ctx)
+        by_id = {it.item_id: it for it in items}
+        images, _ = self._images(items, out)
+        for r in rows:
+            it = by_id[r["item_id"]]
+            sc = score_edit([np.asarray(it.source)], [np.asarray(images[it.item_id][0])], [it.meta["spec"]])[0]
+            r.update({"exact_success": sc.success, "exact_instruction": sc.instruction_satisfied,
+                      "exact_preservation": sc.preservation, "exact_overall": sc.overall, "exact_reason": sc.reason,
+                      "cleanliness": sc.cleanliness, "gedit_group": it.meta["gedit_group"]})
+        return rows
+
+    def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out = super().aggregate(rows)
+        cats: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            cats.setdefault(r["group"], []).append(r)
+        out["exact"] = {c: {"success": float(np.mean([r["exact_success"] for r in rs])),
+                            "instruction": float(np.mean([r["exact_instruction"] for r in rs])),
+                            "preservation": float(np.mean([r["exact_preservation"] for r in rs])),
+                            "overall": float(np.mean([r["exact_overall"] for r in rs]))} for c, rs in sorted(cats.items())}
+        out["exact_success"] = float(np.mean([v["success"] for v in out["exact"].values()])) if cats else float("nan")
+        out["exact_overall"] = float(np.mean([v["overall"] for v in out["exact"].values()])) if cats else float("nan")
+        return out
 
     def items(self) -> list[EvalItem]:
         from unipic.data.shapes.edits import make_edit_sample

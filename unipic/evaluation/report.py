@@ -54,6 +54,10 @@ def _breakdown(name: str, m: dict[str, Any]) -> str:
     if "groups" in m:
         parts.append(_table(["group", "SC", "PQ", "O", "n", "excluded"],
                             [[g, d["sc"], d["pq"], d["o"], d["n"], d["excluded"]] for g, d in m["groups"].items()]))
+    if "exact" in m:
+        parts.append(_table(["category (exact scorer)", "success", "instruction", "preservation", "overall"],
+                            [[c, d["success"], d["instruction"], d["preservation"], d["overall"]]
+                             for c, d in m["exact"].items()]))
     if "types" in m:
         parts.append(_table(["edit type", "score (1-5)"], [[t, v] for t, v in m["types"].items()]))
     if "l1" in m:
@@ -73,8 +77,10 @@ def _verdict(r: dict[str, Any]) -> str:
     if "o" in r:
         if r["o"] is None:
             return f"<span class='bad'>excluded ({html.escape(', '.join(map(str, r.get('judge_errors', []))))})</span>"
+        exact = (f"<br>exact: {'✓' if r['exact_success'] else '✗'} {html.escape(r['exact_reason'][:80])}"
+                 if "exact_success" in r else "")
         return (f"SC {r['sc']:.0f} · PQ {r['pq']:.0f} · <b>O {r['o']:.2f}</b><br>"
-                f"{html.escape(str(r.get('reasoning', ''))[:120])}")
+                f"{html.escape(str(r.get('reasoning', ''))[:120])}{exact}")
     if "scores" in r:
         if r["scores"] is None:
             return "<span class='bad'>excluded</span>"
