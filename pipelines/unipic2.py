@@ -38,6 +38,7 @@ def build_pipeline(cluster: ClusterConfig | None = None, *, workspace: bool = Tr
         """`source_uri`: a published dataset to curate; empty = generate ShapesWorld from the preset."""
         report = write_run_report(preset=preset, overrides=overrides, pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
                                   job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+        report.set_caching_options(False)  # placeholders are not part of the cache key: never reuse a report
         configure_task(report, cluster.light, cluster, retry=False)
         with dsl.ExitHandler(report, name="unipic2-stages"):
             prereq = check_prerequisites(preset=preset, overrides=overrides, inputs={"source": source_uri})
