@@ -82,3 +82,8 @@ def preview_cmd(
     cfg = make_config(preset, set_)
     dataset_preview(materialize(path, cfg.store), out, n=n, scale=scale)
     typer.echo(out)
+
+
+from unipic.cli.data_curation import register as _register_curation  # noqa: E402  (curate, versions, pull)
+
+_register_curation(app)

@@ -3,9 +3,9 @@
     out = run_curation(["shapes"], CurationInputs.from_config(cfg), work_dir=".unipic/runs/curate")
     out.metadata()   # flat strings for the KFP artifact: uri, manifest hash, DVC tag/rev/md5, counts
 
-Nothing leaves the work dir before the gate passes. Publishing writes the manifest last; the content-addressed
-URI (`curated/<manifest total sha256[:16]>`) makes a rerun after a failure land on the same prefix and finish
-it. The DVC version is tagged only after its push succeeded (`unipic.data.versioning`).
+Nothing leaves the work dir before the gate passes. Publishing writes the manifest last; the default URI
+(`curated/<hash of config + sources>`) makes a rerun after a failure land on the same prefix and finish it
+(the store client withdraws a stale manifest first and removes leftovers). The DVC version is tagged only after its push succeeded (`unipic.data.versioning`).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def run_curation(
     out = CurationOutputs(dataset_dir=dataset_dir, validation_dir=validation_dir, report=report, gate=gate,
                           manifest_sha256=manifest.total_sha256, lineage=lineage)
     if publish:
-        out.uri = publish_dataset(dataset_dir, inputs, publish_uri or default_uri(inputs, manifest.total_sha256))
+        out.uri = publish_dataset(dataset_dir, inputs, publish_uri or default_uri(inputs, source_names))
         lineage.dataset_uri = out.uri
     if features and inputs.features.enabled and len(index):
         from unipic.features import FeatureStoreClient
@@ -150,8 +150,10 @@ def run_curation(
     return out
 
 
-def default_uri(inputs: CurationInputs, total_sha256: str) -> str:
-    return f"s3://{inputs.store.buckets.data}/{inputs.curation.output_prefix.strip('/')}/{total_sha256[:16]}"
+def default_uri(inputs: CurationInputs, source_names: list[str]) -> str:
+    """Same config + same sources → same prefix, so a rerun overwrites an interrupted publish."""
+    run_id = config_hash({"config": inputs.hash(), "sources": source_names})
+    return f"s3://{inputs.store.buckets.data}/{inputs.curation.output_prefix.strip('/')}/{run_id}"
 
 
 def publish_dataset(dataset_dir: Path, inputs: CurationInputs, uri: str) -> str:
