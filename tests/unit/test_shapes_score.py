@@ -176,3 +176,12 @@ def test_edit_scores_work_across_resolutions():
     e = _edits("replace")[0]
     (sc,) = score_edit([render(e.source, 128)], [render(e.target, 128)], [e.spec])
     assert sc.success
+
+
+def test_edit_output_at_another_resolution_is_judged_in_the_source_frame():
+    for category in ("move", "recolor", "resize"):
+        e = _edits(category)[0]
+        (good,) = score_edit([render(e.source)], [render(e.target, 128)], [e.spec])
+        (bad,) = score_edit([render(e.source)], [render(e.source, 128)], [e.spec])
+        assert good.success, (category, good.reason)
+        assert not bad.instruction_satisfied and bad.preservation == 1.0

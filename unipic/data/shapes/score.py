@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -157,6 +157,15 @@ def _match_preserved(preserved: list[DetectedObject], outputs: list[DetectedObje
     return out
 
 
+def _rescaled(det: Detection, size: tuple[int, int]) -> Detection:
+    """A detection expressed in the pixel frame of another canvas size (an output at a different resolution)."""
+    sy, sx = size[0] / det.size[0], size[1] / det.size[1]
+    objs = [replace(o, center=(o.center[0] * sx, o.center[1] * sy),
+                    bbox=(round(o.bbox[0] * sx), round(o.bbox[1] * sy), round(o.bbox[2] * sx), round(o.bbox[3] * sy)))
+            for o in det.objects]
+    return replace(det, size=size, objects=objs)
+
+
 def _locate_target(spec: EditSpec, src: Detection) -> tuple[int | None, tuple[float, float] | None]:
     """The detected source object the instruction names, and its centre (in source image pixels)."""
     t = spec.target_object
@@ -245,6 +254,8 @@ def _instruction(spec: EditSpec, target: DetectedObject | None, centre: tuple[fl
 def score_edit_detections(src: Detection, out: Detection, spec: EditSpec | dict[str, Any]) -> EditScore:
     """Score one edit from the detections of its source and output images."""
     spec = spec if isinstance(spec, EditSpec) else EditSpec.model_validate(spec)
+    if out.size != src.size:
+        out = _rescaled(out, src.size)
     canvas = min(src.size)
     tol = max(2.0, 0.06 * canvas)
     t_idx, centre = _locate_target(spec, src)
