@@ -46,3 +46,18 @@ def test_train_then_understand(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     answer = json.loads(out.stdout.strip().splitlines()[-1])
     assert answer["question"] == "What is here?" and isinstance(answer["answer"], str)
+
+
+@pytest.mark.slow
+def test_generate_and_edit_pick_the_metaquery_class(tmp_path):
+    make_tiny_pipeline().save_pretrained(tmp_path / "mq")
+    src = tmp_path / "src.png"
+    Image.new("RGB", (32, 32), "white").save(src)
+    out = _unipic("generate", "--model", str(tmp_path / "mq"), "--prompt", "a red circle", "--out",
+                  str(tmp_path / "gen"), "--steps", "2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert Image.open(tmp_path / "gen" / "image-000.png").size == (32, 32)
+    out = _unipic("edit", "--model", str(tmp_path / "mq"), "--image", str(src), "--instruction", "add a blue square",
+                  "--out", str(tmp_path / "edit"), "--steps", "2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "edit" / "images.json").is_file()

@@ -93,3 +93,20 @@ def test_run_exports_a_loadable_model(tmp_path, dataset):
     assert any(not torch.equal(trained[n], start[n]) for n in trained)
     img = model("a red circle", num_inference_steps=1).images[0]
     assert img.size == (32, 32)
+
+
+def test_stage1_from_a_kontext_folder_keeps_the_dit(tmp_path, dataset):
+    from unipic.config.model import ModelConfig
+    from unipic.models.bootstrap import bootstrap_base_model
+
+    kontext = bootstrap_base_model(ModelConfig(), tmp_path / "kontext")
+    mq = _cfg(dataset, stage=1, steps=1, init_from=str(kontext), output=str(tmp_path / "mq"))
+    res = run_metaquery(mq, tmp_path / "work")
+    model, base = load_pipeline(res.model), load_pipeline(kontext)
+    assert type(model).__name__ == "UniPicMetaQueryPipeline" and type(base).__name__ == "UniPicKontextPipeline"
+    assert model.connector.config.joint_attention_dim == base.transformer.config.joint_attention_dim
+    assert model.connector.config.pooled_projection_dim == base.transformer.config.pooled_projection_dim
+    for (name, a), (_, b) in zip(model.transformer.state_dict().items(), base.transformer.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name  # stage 1: the DiT is frozen
+    assert not (tmp_path / "mq" / "text_encoder").exists()  # the SD3 text encoders are gone

@@ -33,7 +33,7 @@ from unipic.models.metaquery.connector import MetaQueryConnector
 from unipic.models.metaquery.mllm import load_mllm, read_reference, write_reference
 from unipic.models.metaquery.model import MetaQueryConditioner, build_conditioner, image_to_dit, image_to_mllm
 from unipic.models.metaquery.processor import MetaQueryProcessor
-from unipic.pipelines.kontext import ImageInput, UniPicKontextPipeline
+from unipic.pipelines.kontext import ImageInput, PromptEncoding, UniPicKontextPipeline
 
 log = get_logger(__name__)
 
@@ -101,8 +101,8 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
     def encode_prompt(self, prompts: str | list[str], do_cfg: bool = True, num_images_per_prompt: int = 1,
                       negative_prompt: str | list[str] | None = None,
                       images: Sequence[PIL.Image.Image | None] | None = None,
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """(embeds, pooled, neg_embeds, neg_pooled). The negative goes through the same template, MLLM and
+                      ) -> PromptEncoding:
+        """PromptEncoding(embeds, pooled, neg_embeds, neg_pooled). The negative goes through the same template, MLLM and
         connector (UniPic2 scripts) and sees the same image, so guidance acts on the text only."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if images is None:
@@ -118,7 +118,7 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
                 raise ModelInputError(f"{len(neg)} negative prompts for {len(prompts)} prompts")
             neg_embeds, neg_pooled = self.encode_conditions(neg, images, editing)
         rep = lambda x: None if x is None else x.repeat_interleave(num_images_per_prompt, dim=0)  # noqa: E731
-        return rep(embeds), rep(pooled), rep(neg_embeds), rep(neg_pooled)
+        return PromptEncoding(rep(embeds), rep(pooled), rep(neg_embeds), rep(neg_pooled))
 
     def _as_pil_list(self, image: ImageInput | list[ImageInput], n: int) -> list[PIL.Image.Image]:
         if isinstance(image, PIL.Image.Image):
