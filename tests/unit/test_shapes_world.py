@@ -146,3 +146,24 @@ def test_train_and_heldout_never_share_a_composition():
             (e.spec.params["color"], e.spec.params["shape"]))
         key = ho.edit_key(e.category, item, param)
         assert any((o.color, o.shape) in pairs for o in objs) or ho.composition_heldout(key, 0.15)
+
+
+def test_size_classes_stay_distinct_on_tiny_canvases():
+    from unipic.data.shapes.world import side_px, size_class_of
+
+    for canvas in (16, 20, 24, 32, 64, 512):
+        sides = [side_px(s, canvas) for s in SIZES]
+        assert sides == sorted(set(sides)) and sides[0] >= 5
+        assert [size_class_of(side, canvas) for side in sides] == list(SIZES)
+
+
+@pytest.mark.parametrize("size", [16, 24, 48])
+def test_ground_truth_is_exact_at_any_canvas_size(size):
+    from unipic.data.shapes import score_edit, score_t2i
+
+    cfg = ShapesConfig(image_size=size)
+    ts = [make_t2i_sample(cfg, i) for i in range(24)]
+    es = [make_edit_sample(cfg, i) for i in range(21)]
+    assert all(s.correct for s in score_t2i([render(s.scene) for s in ts], [s.spec for s in ts]))
+    assert all(s.success for s in score_edit([render(e.source) for e in es], [render(e.target) for e in es],
+                                             [e.spec for e in es]))

@@ -42,8 +42,14 @@ MIN_SIDE_PX = 5
 
 
 def side_px(size: str, canvas: int) -> int:
-    """Side length in pixels of a size class on a canvas; never below 5 px, where shapes stop being distinct."""
-    return max(MIN_SIDE_PX, int(round(SIZES[size] * canvas)))
+    """Side length in pixels of a size class on a canvas: at least 5 px (below that shapes stop being distinct)
+    and at least 2 px more than the class below, so size classes stay distinguishable on tiny canvases."""
+    side = 0
+    for name, frac in SIZES.items():
+        side = max(MIN_SIDE_PX if side == 0 else side + 2, int(round(frac * canvas)))
+        if name == size:
+            return side
+    raise KeyError(f"unknown size class '{size}'; choose one of {', '.join(SIZES)}")
 
 
 def size_class_of(side: float, canvas: int) -> str:
