@@ -34,6 +34,15 @@ def test_generate_to_s3_and_read_back(store, store_config, s3_prefix, tmp_path):
     recs = list(iter_dataset(local, kind="t2i"))
     assert all(s.correct for s in score_t2i([r.image() for r in recs], [r.json()["spec"] for r in recs]))
 
+    from unipic.errors import DataError
+
+    with pytest.raises(DataError, match="--overwrite"):
+        generate_dataset(CFG, s3_prefix, store_cfg=store_config, kind="t2i")
+    again = generate_dataset(CFG.model_copy(update={"n_t2i": 4}), s3_prefix, store_cfg=store_config, kind="t2i",
+                             overwrite=True)
+    assert store.read_manifest(s3_prefix).total_sha256 == again.total_sha256
+    assert not any("edit-" in o.key for o in store.list(s3_prefix, recursive=True))
+
     # the same config published locally has the same content hash
     local_manifest = generate_dataset(CFG, tmp_path / "local", kind="both")
     assert local_manifest.total_sha256 == manifest.total_sha256

@@ -26,7 +26,7 @@ def generate_cmd(
     task: Annotated[GenerateTask, typer.Option("--task", "-t", help="Which samples to generate.")] = GenerateTask.both,
     n: Annotated[int | None, typer.Option("--n", min=1, help="Samples per kind (sets shapes.n_t2i/n_edit).")] = None,
     heldout: Annotated[bool, typer.Option("--heldout", help="Only held-out compositions (evaluation split).")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing local dataset.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing dataset (local or s3://).")] = False,
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
 ) -> None:

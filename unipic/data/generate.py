@@ -155,6 +155,9 @@ def generate_dataset(cfg: ShapesConfig, out: str | Path, store_cfg: StoreConfig 
         from unipic.storage import ObjectStore
 
         store = ObjectStore(store_cfg)
+        if not overwrite and store.is_published(str(out)):
+            raise DataError(f"'{out}' already holds a published dataset; choose a new --out or pass --overwrite "
+                            "to replace it")
         with tempfile.TemporaryDirectory(prefix="unipic-shapes-") as tmp:
             manifest = build_dataset(cfg, tmp, kind)
             published = store.publish_dir(tmp, str(out), metadata=manifest.metadata)
