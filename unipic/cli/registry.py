@@ -18,6 +18,8 @@ GROUPS: list[tuple[str, str]] = [
     ("train", "unipic.cli.train"),
     ("data", "unipic.cli.data"),
     ("features", "unipic.cli.features"),
+    ("serve", "unipic.cli.serve"),
+    ("models", "unipic.cli.models"),
 ]
 
 COMMANDS: list[tuple[str, str]] = [
@@ -29,6 +31,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("submit", "unipic.cli.pipeline:submit"),
     ("runs", "unipic.cli.pipeline:runs"),
     ("understand", "unipic.cli.understand:understand"),
+    ("generate", "unipic.cli.generate:generate"),
+    ("edit", "unipic.cli.generate:edit"),
 ]
 
 

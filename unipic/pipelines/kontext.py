@@ -27,6 +27,7 @@ from unipic.models import autoencoder as ae
 from unipic.models.convert import load_kontext_transformer
 from unipic.models.errors import ModelInputError, ModelLoadError
 from unipic.models.kontext import SD3KontextTransformer
+from unipic.progress import progress
 from unipic.models.text_encoders import encode_prompt as sd3_encode_prompt
 
 ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor | Sequence[PIL.Image.Image]
@@ -392,7 +393,7 @@ class UniPicKontextPipeline(DiffusionPipeline):
         )
         sigmas = self.sigma_schedule(num_inference_steps, seq_len)
         steps = range(num_inference_steps)
-        for i in self.progress_bar(steps) if show_progress else steps:
+        for i in progress(steps, total=num_inference_steps, desc="sampling", unit="step") if show_progress else steps:
             v = self.predict_velocity(
                 latents, sigma_to_timestep(sigmas[i]), embeds, pooled, ref_latents, guidance_scale, neg_embeds,
                 neg_pooled, image_guidance_scale,
