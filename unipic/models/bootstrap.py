@@ -16,6 +16,7 @@ from typing import Any
 
 from unipic.config.base import config_hash, config_to_dict
 from unipic.config.model import ModelConfig
+from unipic.lineage import Lineage
 from unipic.logging import get_logger
 from unipic.models.errors import ModelError
 
@@ -78,8 +79,12 @@ def bootstrap_and_publish(model_cfg: ModelConfig, out: str, store_cfg=None, over
         return str(bootstrap_base_model(model_cfg, out, overwrite=overwrite))
     if store_cfg is None:
         raise ModelError(f"{out} is an s3:// URI but no store config was given")
+    store = ObjectStore(store_cfg)
+    if store.is_published(out) and not overwrite:
+        raise ModelError(f"{out} is already published; choose another --out or pass --overwrite")
     with tempfile.TemporaryDirectory(prefix="unipic-bootstrap-") as tmp:
         local = bootstrap_base_model(model_cfg, Path(tmp) / "model")
-        meta = {"kind": "bootstrap", "config_hash": config_hash(model_cfg), **(metadata or {})}
-        ObjectStore(store_cfg).publish_dir(local, out, metadata=meta)
+        lineage = Lineage(stage="models.bootstrap", config_hash=config_hash(model_cfg))
+        meta = {"kind": "bootstrap", "lineage": lineage.model_dump(), **(metadata or {})}
+        store.publish_dir(local, out, metadata=meta)
     return out
