@@ -1,0 +1,1 @@
+"""KFP component: UniPic2-MetaQuery training (issue #6)."""
