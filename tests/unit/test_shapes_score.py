@@ -185,3 +185,20 @@ def test_edit_output_at_another_resolution_is_judged_in_the_source_frame():
         (bad,) = score_edit([render(e.source)], [render(e.source, 128)], [e.spec])
         assert good.success, (category, good.reason)
         assert not bad.instruction_satisfied and bad.preservation == 1.0
+
+
+def test_summaries_use_unweighted_task_means():
+    from unipic.data.shapes import summarize_edit, summarize_t2i
+
+    colors = _samples("colors", 4)
+    counting = _samples("counting", 1)
+    images = [render(s.scene) for s in colors] + [np.full((64, 64, 3), 255, np.uint8)]
+    scores = score_t2i(images, [s.spec for s in colors + counting])
+    summary = summarize_t2i(scores)
+    assert summary["tasks"]["colors"]["accuracy"] == 1.0 and summary["tasks"]["counting"]["accuracy"] == 0.0
+    assert summary["overall"] == 0.5 and summary["n"] == 5
+    edits = _edits("remove", 3)
+    es = score_edit([render(e.source) for e in edits], [render(e.target) for e in edits[:2]] + [render(edits[2].source)],
+                    [e.spec for e in edits])
+    s = summarize_edit(es)
+    assert s["categories"]["remove"]["success"] == pytest.approx(2 / 3) and s["preservation"] == 1.0

@@ -311,3 +311,34 @@ def score_edit(sources: Sequence[np.ndarray] | np.ndarray, outputs: Sequence[np.
 def cleanliness(images: Sequence[np.ndarray] | np.ndarray, detector: ShapesDetector | None = None) -> list[float]:
     """Per-image flatness in (0, 1]: 1 for a clean render, lower with background or in-object noise."""
     return [d.cleanliness for d in (detector or _DETECTOR).detect_batch(images)]
+
+
+def summarize_t2i(scores: Sequence[T2IScore]) -> dict[str, Any]:
+    """GenEval aggregation: per-task mean of `correct` (and of the graded score); overall = the unweighted mean
+    of the task means, so a task with more images does not weigh more."""
+    by_task: dict[str, list[T2IScore]] = {}
+    for s in scores:
+        by_task.setdefault(s.task, []).append(s)
+    tasks = {t: {"accuracy": float(np.mean([s.correct for s in v])), "score": float(np.mean([s.score for s in v])),
+                 "cleanliness": float(np.mean([s.cleanliness for s in v])), "n": len(v)}
+             for t, v in sorted(by_task.items())}
+    overall = float(np.mean([t["accuracy"] for t in tasks.values()])) if tasks else 0.0
+    return {"overall": overall, "tasks": tasks, "n": len(scores)}
+
+
+def summarize_edit(scores: Sequence[EditScore]) -> dict[str, Any]:
+    """GEdit-Bench aggregation: per-category means; headline numbers are unweighted means over categories."""
+    by_cat: dict[str, list[EditScore]] = {}
+    for s in scores:
+        by_cat.setdefault(s.category, []).append(s)
+    cats = {c: {"success": float(np.mean([s.success for s in v])),
+                "instruction": float(np.mean([s.instruction_satisfied for s in v])),
+                "preservation": float(np.mean([s.preservation for s in v])),
+                "overall": float(np.mean([s.overall for s in v])), "n": len(v)}
+            for c, v in sorted(by_cat.items())}
+
+    def mean(key: str) -> float:
+        return float(np.mean([c[key] for c in cats.values()])) if cats else 0.0
+
+    return {"overall": mean("overall"), "success": mean("success"), "instruction": mean("instruction"),
+            "preservation": mean("preservation"), "categories": cats, "n": len(scores)}
