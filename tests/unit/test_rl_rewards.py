@@ -95,3 +95,22 @@ def test_build_reward_from_config_and_missing_url():
 def test_batch_length_mismatch_is_an_error():
     with pytest.raises(RewardError, match="prompts"):
         RewardBatch(images=[_scene()], prompts=["a", "b"])
+
+
+def test_rewards_use_the_structured_spec_when_the_sample_has_one():
+    from unipic.config.data import ShapesConfig
+    from unipic.data.shapes import make_edit_sample, make_t2i_sample
+
+    cfg = ShapesConfig(image_size=S)
+    t = make_t2i_sample(cfg, 3)
+    truth = Image.fromarray(render(t.scene))
+    blank = Image.fromarray(render(Scene(size=S)))
+    res = ShapesT2IReward()(RewardBatch(images=[truth, blank], prompts=[t.caption] * 2,
+                                        metas=[{"spec": t.spec.model_dump()}] * 2))
+    assert res.components["exact"].tolist() == [1.0, 0.0]
+    e = make_edit_sample(cfg, 5)
+    src, tgt = Image.fromarray(render(e.source)), Image.fromarray(render(e.target))
+    res = ShapesEditReward()(RewardBatch(images=[tgt, src], prompts=[e.instruction] * 2, sources=[src, src],
+                                         metas=[{"spec": e.spec.model_dump()}] * 2))
+    assert float(res.scores[0]) == pytest.approx(1.0)
+    assert float(res.components["success"][1]) == 0.0

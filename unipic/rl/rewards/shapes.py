@@ -21,8 +21,10 @@ def _detector():
 
 
 class ShapesT2IReward:
-    """score = SC/10 - w * (1 - cleanliness), SC the GenEval-strict caption score on 0-10 (10 = exactly the
-    requested objects, counts, colours and relation, no extras; partial credit otherwise)."""
+    """score = geneval - w * (1 - cleanliness). `geneval` is the ShapesWorld scorer's score against the sample's
+    structured spec (`meta["spec"]`, from the dataset's ground truth): 1 for exactly the requested objects,
+    counts, colours and relation with no extras, partial credit otherwise. Without a spec the caption is parsed
+    (`unipic.judges.shapes_text`) and scored the same way on 0-10, divided by 10."""
 
     name = "shapes_t2i"
 
@@ -34,12 +36,20 @@ class ShapesT2IReward:
         from unipic.judges.shapes_backend import score_caption
         from unipic.judges.shapes_text import parse_caption
 
+        from unipic.data.shapes.score import score_t2i_detection
+
         geneval, exact, clean = [], [], []
-        for image, prompt in zip(batch.images, batch.prompts, strict=True):
+        for image, prompt, meta in zip(batch.images, batch.prompts, batch.metas, strict=True):
             det = self.detector.detect(np.asarray(image.convert("RGB")))
-            sc, _ = score_caption(det, parse_caption(prompt))
-            geneval.append(sc / 10.0)
-            exact.append(float(sc == 10))
+            spec = meta.get("spec")
+            if spec is not None:
+                res = score_t2i_detection(det, spec)
+                geneval.append(float(res.score))
+                exact.append(float(res.correct))
+            else:
+                sc, _ = score_caption(det, parse_caption(prompt))
+                geneval.append(sc / 10.0)
+                exact.append(float(sc == 10))
             clean.append(det.cleanliness)
         g, c = torch.tensor(geneval), torch.tensor(clean)
         scores = g - self.cleanliness_weight * (1.0 - c)
@@ -48,8 +58,9 @@ class ShapesT2IReward:
 
 
 class ShapesEditReward:
-    """score = success x preservation - w * (1 - cleanliness). Success: the instructed change is visible on
-    the instructed object; preservation: the share of what the instruction did not touch that is unchanged."""
+    """score = instruction satisfied x preservation - w * (1 - cleanliness). With the sample's structured edit
+    spec (`meta["spec"]`) the ShapesWorld edit scorer decides both parts; without one the instruction is parsed
+    and scored by the judge backend's rules (success 0/1, preservation share)."""
 
     name = "shapes_edit"
 
@@ -60,11 +71,13 @@ class ShapesEditReward:
     def __call__(self, batch: RewardBatch) -> RewardResult:
         from PIL import Image
 
+        from unipic.data.shapes.score import score_edit_detections
         from unipic.judges.shapes_backend import score_edit
         from unipic.judges.shapes_text import parse_instruction
 
         success, preserved, clean = [], [], []
-        for image, instruction, source in zip(batch.images, batch.prompts, batch.sources, strict=True):
+        for image, instruction, source, meta in zip(batch.images, batch.prompts, batch.sources, batch.metas,
+                                                    strict=True):
             if source is None:
                 from unipic.rl.rewards.base import RewardError
 
@@ -73,9 +86,15 @@ class ShapesEditReward:
                 image = image.resize(source.size, Image.NEAREST)
             src = self.detector.detect(np.asarray(source.convert("RGB")))
             out = self.detector.detect(np.asarray(image.convert("RGB")))
-            (s, p), _ = score_edit(src, out, parse_instruction(instruction), min(source.size))
-            success.append(s / 10.0)
-            preserved.append(p / 10.0)
+            spec = meta.get("spec") or meta.get("edit_spec")
+            if spec is not None:
+                res = score_edit_detections(src, out, spec)
+                success.append(float(res.instruction_score))
+                preserved.append(float(res.preservation))
+            else:
+                (s, p), _ = score_edit(src, out, parse_instruction(instruction), min(source.size))
+                success.append(s / 10.0)
+                preserved.append(p / 10.0)
             clean.append(out.cleanliness)
         s_t, p_t, c_t = torch.tensor(success), torch.tensor(preserved), torch.tensor(clean)
         scores = s_t * p_t - self.cleanliness_weight * (1.0 - c_t)
