@@ -81,6 +81,8 @@ class DataRegistry:
         return env
 
     def _run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run git/dvc in the registry. Credentials travel in the environment only (never argv, never the
+        committed config), so `dvc` run by hand there needs AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY set."""
         cmd = list(args)
         if cmd[0] == "dvc":
             cmd = [sys.executable, "-m", "dvc", *cmd[1:]]
@@ -121,10 +123,6 @@ class DataRegistry:
             self._run("dvc", "remote", "add", "-d", REMOTE, self.remote_url)
         self._run("dvc", "remote", "modify", REMOTE, "url", self.remote_url)
         self._run("dvc", "remote", "modify", REMOTE, "endpointurl", self.store_cfg.endpoint_url)
-        self._run("dvc", "remote", "modify", "--local", REMOTE, "access_key_id",
-                  self.store_cfg.access_key.get_secret_value())
-        self._run("dvc", "remote", "modify", "--local", REMOTE, "secret_access_key",
-                  self.store_cfg.secret_key.get_secret_value())
         if self._git("status", "--porcelain", ".dvc/config"):
             self._git("add", ".dvc/config")
             self._git("commit", "-q", "-m", f"data registry: remote {self.remote_url}")
