@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from unipic.config.data import ShapesConfig
 from unipic.data.shapes import heldout as ho
 from unipic.data.shapes.sampling import PlacementFailed, add_object, choice
-from unipic.data.shapes.world import RELATIONS, Scene, SceneObject, relations
+from unipic.data.shapes.world import RELATIONS, SIZES, Scene, SceneObject, gap_px, place, relations, side_px
 
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 
@@ -123,17 +123,49 @@ def _position(rng: np.random.Generator, cfg: ShapesConfig) -> tuple[T2ISpec, lis
             break
     rel = choice(rng, RELATIONS)
     ref = add_object(rng, cfg.image_size, [], shape=b[1], color=b[0], sizes=cfg.sizes)
-    for _ in range(50):
-        subj = add_object(rng, cfg.image_size, [ref], shape=a[1], color=a[0], sizes=cfg.sizes)
-        if relations(subj.bbox, ref.bbox) == {rel}:  # unambiguous: no second relation also holds
-            break
-    else:
-        raise PlacementFailed(f"could not place {a} {rel} {b}")
+    subj = place_related(rng, cfg.image_size, ref, a[1], a[0], cfg.sizes, rel)
     reqs = [ObjectRequirement(shape=a[1], color=a[0]), ObjectRequirement(shape=b[1], color=b[0])]
     caption = f"{article(reqs[0].item)} {rel} {article(reqs[1].item)}"
     spec = T2ISpec(task="position", caption=caption, objects=reqs,
                    relation=RelationRequirement(subject=0, relation=rel, reference=1))
     return spec, [subj, ref], ho.relation_key(reqs[0].item, rel, reqs[1].item)
+
+
+def place_related(rng: np.random.Generator, canvas: int, ref: SceneObject, shape: str, color: str,
+                  sizes: list[str], rel: str) -> SceneObject:
+    """An object placed so that exactly `rel` holds relative to `ref` (GenEval's rule, no second relation):
+    drawn from the half-plane on the named side, within a band around the reference's other coordinate.
+    A random size is tried first, then the smaller allowed ones."""
+    size = choice(rng, sizes)
+    for s in sorted((s for s in sizes if SIZES[s] <= SIZES[size]), key=lambda s: -SIZES[s]):
+        obj = _place_related(rng, canvas, ref, shape, color, s, rel)
+        if obj is not None:
+            return obj
+    raise PlacementFailed(f"no room for a {color} {shape} {rel} the {ref.label}")
+
+
+def _place_related(rng: np.random.Generator, canvas: int, ref: SceneObject, shape: str, color: str, size: str,
+                   rel: str) -> SceneObject | None:
+    side = side_px(size, canvas)
+    gap = gap_px(canvas)
+    x0, y0, x1, y1 = ref.bbox
+    cx, cy = ref.center
+    band = int(0.2 * canvas)
+    across_x = (int(cx - side / 2) - band, int(cx - side / 2) + band)
+    across_y = (int(cy - side / 2) - band, int(cy - side / 2) + band)
+    region = {
+        "left of": (0, x0 - gap - side, *across_y),
+        "right of": (x1 + gap, canvas, *across_y),
+        "above": (*across_x, 0, y0 - gap - side),
+        "below": (*across_x, y1 + gap, canvas),
+    }[rel]
+    for _ in range(8):
+        box = place(rng, canvas, side, [ref.bbox], tries=32, region=region)
+        if box is None:
+            break
+        if relations(box, ref.bbox) == {rel}:
+            return SceneObject(shape=shape, color=color, size=size, bbox=box)  # type: ignore[arg-type]
+    return None
 
 
 _TASKS: dict[str, Callable[..., tuple[T2ISpec, list[SceneObject], str | None]]] = {

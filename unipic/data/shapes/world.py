@@ -152,19 +152,29 @@ def box_in_canvas(box: tuple[int, int, int, int], canvas: int) -> bool:
 
 
 def place(rng: np.random.Generator, canvas: int, side: int, occupied: list[tuple[int, int, int, int]],
-          tries: int = 200) -> tuple[int, int, int, int] | None:
-    """A random box of `side` px inside the canvas margins and clear of `occupied`, or None if none was found."""
+          tries: int = 256, region: tuple[int, int, int, int] | None = None) -> tuple[int, int, int, int] | None:
+    """A random box of `side` px clear of `occupied`, with its top-left corner in `region` (x_lo, x_hi, y_lo,
+    y_hi, inclusive; default: anywhere inside the canvas margins), or None if none was found.
+
+    Candidates are drawn in vectorised batches: the Python loop per candidate dominated generation time."""
     m = margin_px(canvas)
     hi = canvas - m - side
-    if hi < m:
+    x_lo, x_hi, y_lo, y_hi = region if region is not None else (m, hi, m, hi)
+    x_lo, y_lo, x_hi, y_hi = max(x_lo, m), max(y_lo, m), min(x_hi, hi), min(y_hi, hi)
+    if x_hi < x_lo or y_hi < y_lo:
         return None
     gap = gap_px(canvas)
-    for _ in range(tries):
-        x0 = int(rng.integers(m, hi + 1))
-        y0 = int(rng.integers(m, hi + 1))
-        box = (x0, y0, x0 + side, y0 + side)
-        if boxes_clear(box, occupied, gap):
-            return box
+    batch = 32
+    for _ in range(max(1, tries // batch)):
+        xs = rng.integers(x_lo, x_hi + 1, size=batch)
+        ys = rng.integers(y_lo, y_hi + 1, size=batch)
+        ok = np.ones(batch, dtype=bool)
+        for a0, b0, a1, b1 in occupied:
+            ok &= ~((xs < a1 + gap) & (a0 < xs + side + gap) & (ys < b1 + gap) & (b0 < ys + side + gap))
+        hit = np.flatnonzero(ok)
+        if hit.size:
+            x0, y0 = int(xs[hit[0]]), int(ys[hit[0]])
+            return (x0, y0, x0 + side, y0 + side)
     return None
 
 
