@@ -36,6 +36,10 @@ WorkDirOpt = Annotated[
     typer.Option("--work-dir", help="Run directory (checkpoints, metrics, samples); default run.workdir/run.name/STAGE."),
 ]
 
+StopAtOpt = Annotated[
+    int | None, typer.Option("--stop-at", help="Stop after this step (checkpointed; continue later with --resume).")
+]
+
 
 def stage_work_dir(cfg, stage: str, work_dir: Path | None) -> Path:
     return work_dir or Path(cfg.run.workdir) / cfg.run.name / stage
@@ -43,14 +47,15 @@ def stage_work_dir(cfg, stage: str, work_dir: Path | None) -> Path:
 
 @app.command("pretrain")
 def pretrain_cmd(preset: PresetOpt = "ci", set_: SetOpt = None, resume: ResumeOpt = False,
-                 resume_from: ResumeFromOpt = None, work_dir: WorkDirOpt = None) -> None:
+                 resume_from: ResumeFromOpt = None, work_dir: WorkDirOpt = None, stop_at: StopAtOpt = None) -> None:
     """Pre-train the Kontext DiT on T2I + editing (flow matching) from pretrain.base_model on pretrain.dataset;
     write the trained pipeline (EMA weights, lineage) to pretrain.output."""
     from unipic.training.pretrain import run_pretrain
 
     cfg = make_config(preset, set_)
     wd = stage_work_dir(cfg, "pretrain", work_dir)
-    res = run_pretrain(cfg.pretrain, wd, store_cfg=cfg.store, resume=resume_from or resume)
+    res = run_pretrain(cfg.pretrain, wd, store_cfg=cfg.store, resume=resume_from or resume,
+                       stop_at=stop_at)
     t = res.train
     summary = {
         "model": res.model,

@@ -1,8 +1,7 @@
 """Optimizer and learning-rate schedule, built from the trainer config.
 
 AdamW with `fused=True` is about 3x faster than the default foreach kernel on CPU (notes/feas_ml.md §2).
-The schedule is a picklable callable so `LambdaLR.state_dict()` carries it and a resumed run continues
-on the same curve.
+The schedule's position (last_epoch) is checkpointed, its shape comes from the config.
 """
 
 from __future__ import annotations
@@ -63,5 +62,11 @@ class WarmupDecay:
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainerConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    fn = WarmupDecay(cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+    """The multiplier is wrapped in a plain function on purpose: LambdaLR does not checkpoint functions,
+    so after a resume the schedule follows the current config (e.g. more steps) from the restored step."""
+    shape = WarmupDecay(cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio)
+
+    def multiplier(step: int) -> float:
+        return shape(step)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)

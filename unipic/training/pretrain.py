@@ -250,21 +250,26 @@ class PretrainTrainer(Trainer):
 
 @dataclass
 class PretrainResult:
-    model: str
+    model: str | None  # None when the run stopped before cfg.steps
     lineage: Lineage
     train: TrainResult
     work_dir: Path
 
 
 def run_pretrain(cfg: PretrainConfig, work_dir: str | Path, *, store_cfg: Any = None,
-                 resume: bool | Path = False) -> PretrainResult:
-    """The stage: train from `cfg.base_model` on `cfg.dataset`, export to `cfg.output` (or work_dir/model)."""
+                 resume: bool | Path = False, stop_at: int | None = None) -> PretrainResult:
+    """The stage: train from `cfg.base_model` on `cfg.dataset`, export to `cfg.output` (or work_dir/model).
+
+    `stop_at` ends the run early at that step (checkpointed, resumable), as a time-boxed job would."""
     work_dir = Path(work_dir)
     trainer = PretrainTrainer(cfg, work_dir, store_cfg=store_cfg)
     if trainer.ctx.is_main:
         (work_dir / "config.json").write_text(json.dumps(
             {"config_hash": config_hash(cfg), "pretrain": json.loads(cfg.model_dump_json())}, indent=2))
-    result = trainer.train(resume=resume)
+    result = trainer.train(resume=resume, stop_at=stop_at)
+    if result.last_step < cfg.steps:
+        log.info("stopped at step %d of %d: not exporting; continue with --resume", result.last_step, cfg.steps)
+        return PretrainResult(model=None, lineage=trainer.lineage(), train=result, work_dir=work_dir)
     output = cfg.output or str(work_dir / "model")
     model = trainer.export(output, result)
     return PretrainResult(model=model, lineage=trainer.lineage(), train=result, work_dir=work_dir)

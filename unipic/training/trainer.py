@@ -115,7 +115,8 @@ class Trainer:
         self.engine = build_engine(model, optimizer, scheduler, cfg, self.ctx)
         self.model = self.engine.module
         self.forward_model = self.engine.forward_module
-        self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        with self.engine.gathered():
+            self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.checkpoints = CheckpointManager(self.work_dir / "checkpoints", cfg.keep_last, self.ctx,
                                              publish_uri=cfg.checkpoint_uri, store_cfg=store_cfg)
         self.metrics = MetricsLog(self.work_dir / "metrics.jsonl", enabled=self.ctx.is_main)
