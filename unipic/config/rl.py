@@ -76,6 +76,9 @@ class RLStageConfig(TrainerConfig):
     checkpoint_every: int = Field(default=1, ge=0)
     dataset: str = Field(default="", description="curated dataset dir or s3:// prefix: prompts / instructions")
     dataset_rev: str | None = None
+    eval_dataset: str = Field(
+        default="", description="dataset with held-out prompts for before/after scores (empty = `dataset`)",
+    )
     base_model: str = Field(default="", description="the previous stage's pipeline folder or s3:// URI")
     output: str = Field(default="", description="where the merged pipeline goes (dir or s3:// URI)")
     split: Literal["train", "heldout", "all"] = "train"
@@ -85,6 +88,14 @@ class RLStageConfig(TrainerConfig):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     eval_prompts: int = Field(default=8, ge=1, description="fixed held-out prompts scored and shown before/after")
     eval_seeds: int = Field(default=2, ge=1, description="seeds per eval prompt")
+
+
+class RLEditStageConfig(RLStageConfig):
+    """Stage 1 (editing RL): the reward defaults to ShapesWorld success x preservation."""
+
+    reward: RewardConfig = Field(
+        default_factory=lambda: RewardConfig(weights={"shapes_edit": 1.0}, cleanliness_weight=0.0)
+    )
 
 
 class GRPOConfig(Section):
@@ -134,9 +145,7 @@ class GRPOConfig(Section):
 
 class RLConfig(Section):
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
-    edit: RLStageConfig = Field(
-        default_factory=lambda: RLStageConfig(reward=RewardConfig(weights={"shapes_edit": 1.0}))
-    )
+    edit: RLEditStageConfig = Field(default_factory=RLEditStageConfig)
     t2i: RLStageConfig = Field(default_factory=RLStageConfig)
 
     @model_validator(mode="after")

@@ -75,7 +75,7 @@ class ShapesEditReward:
         from unipic.judges.shapes_backend import score_edit
         from unipic.judges.shapes_text import parse_instruction
 
-        success, preserved, clean = [], [], []
+        success, preserved, clean, strict = [], [], [], []
         for image, instruction, source, meta in zip(batch.images, batch.prompts, batch.sources, batch.metas,
                                                     strict=True):
             if source is None:
@@ -91,12 +91,15 @@ class ShapesEditReward:
                 res = score_edit_detections(src, out, spec)
                 success.append(float(res.instruction_score))
                 preserved.append(float(res.preservation))
+                strict.append(float(res.success))
             else:
                 (s, p), _ = score_edit(src, out, parse_instruction(instruction), min(source.size))
                 success.append(s / 10.0)
                 preserved.append(p / 10.0)
+                strict.append(float(s == 10 and p == 10))
             clean.append(out.cleanliness)
         s_t, p_t, c_t = torch.tensor(success), torch.tensor(preserved), torch.tensor(clean)
         scores = s_t * p_t - self.cleanliness_weight * (1.0 - c_t)
         return RewardResult(scores=scores.float(), components={"success": s_t.float(), "preservation": p_t.float(),
-                                                                "cleanliness": c_t.float()})
+                                                                "cleanliness": c_t.float(),
+                                                                "strict": torch.tensor(strict)})

@@ -1,0 +1,229 @@
+"""PDTR stages: `rl-edit` (stage 1, editing RL) and `rl-t2i` (stage 2, text-to-image RL, from stage 1's model).
+
+A stage: previous model + curated dataset -> score both tasks before -> Flow-GRPO rounds (checkpointed, exactly
+resumable) -> merge LoRA -> score both tasks after -> write the merged pipeline (atomically; published with a
+manifest for s3:// outputs), reward / KL / clip-fraction curves, before/after sample grids of the same prompts
+and seeds, `results.json` and a short `report.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from unipic.config.base import config_hash
+from unipic.config.rl import GRPOConfig, RLStageConfig
+from unipic.errors import DataError
+from unipic.lineage import Lineage
+from unipic.logging import get_logger
+from unipic.rl.evaluate import TaskScore, score_task
+from unipic.rl.prompts import PromptSource, load_conditions
+from unipic.rl.rollout import Condition
+from unipic.training.trainer import TrainResult
+
+log = get_logger(__name__)
+
+Task = Literal["edit", "t2i"]
+LINEAGE_FILE = "unipic_lineage.json"
+
+
+@dataclass
+class RLStageResult:
+    model: str | None
+    """The merged pipeline (None when stopped before the last round)."""
+    before: dict[str, dict[str, float] | None]
+    after: dict[str, dict[str, float] | None]
+    train: TrainResult
+    work_dir: Path
+    lineage: Lineage
+    artifacts: dict[str, str]
+
+
+def _eval_conditions(data_dir: Path, kind: str, cfg: RLStageConfig) -> list[Condition]:
+    """Held-out prompts when the dataset has them, else a separately drawn train subset."""
+    tasks = cfg.tasks if kind == ("edit" if cfg.reward.weights.get("shapes_edit") else "t2i") else None
+    for split, seed in (("heldout", 11), ("train", 12)):
+        try:
+            return load_conditions(data_dir, kind, split=split, max_prompts=cfg.eval_prompts, tasks=tasks,
+                                   seed=cfg.seed + seed)
+        except DataError:
+            continue
+    return []
+
+
+def _score_both(pipe: Any, evals: dict[str, list[Condition]], grpo: GRPOConfig, cfg: RLStageConfig
+                ) -> dict[str, TaskScore | None]:
+    out = {}
+    for kind, conds in evals.items():
+        out[kind] = score_task(pipe, kind, conds, steps=grpo.eval_num_steps, guidance=grpo.eval_guidance_scale,
+                               seeds=cfg.eval_seeds, seed=cfg.seed + 1000, batch_size=grpo.rollout_batch_size)
+    return out
+
+
+def _grid(before: TaskScore, after: TaskScore, conds: list[Condition], seeds: int, out: Path) -> Path:
+    from unipic.training.metrics import image_grid
+
+    n = min(len(before.images), 8 * seeds)
+    images, labels = [], []
+    picks = list(range(0, n))
+    if conds and conds[0].source is not None:
+        for i in picks:
+            images.append(conds[i // seeds].source)
+            labels.append("source")
+    images += [before.images[i] for i in picks] + [after.images[i] for i in picks]
+    labels += ["before"] * len(picks) + ["after"] * len(picks)
+    scale = max(1, 64 // images[0].size[0])
+    tmp = out.with_name(out.stem + ".tmp.png")
+    image_grid(images, cols=len(picks), labels=labels, scale=scale).save(tmp)
+    tmp.replace(out)
+    return out
+
+
+def _plots(records: list[dict[str, Any]], work_dir: Path) -> dict[str, str]:
+    from unipic.training.metrics import plot_curves
+
+    reward_keys = ["reward/mean"] + sorted(k for k in {k for r in records for k in r}
+                                           if k.startswith("reward/") and k.count("/") == 2
+                                           and not k.startswith("reward/count"))[:4]
+    out = {}
+    p = plot_curves(records, work_dir / "reward_curve.png", keys=reward_keys)
+    if p:
+        out["reward_curve"] = str(p)
+    p = plot_curves(records, work_dir / "kl_clipfrac.png", keys=("kl", "clipfrac", "approx_kl", "ratio_dev_mean"))
+    if p:
+        out["kl_clipfrac_curve"] = str(p)
+    return out
+
+
+def _export(pipe: Any, output: str, lineage: Lineage, record: dict[str, Any], base_dir: Path, work_dir: Path,
+            store_cfg: Any) -> str:
+    from unipic.storage import is_s3_uri
+
+    local_final = None if is_s3_uri(output) else Path(output)
+    parent = local_final.parent if local_final else work_dir
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-tmp-", dir=parent))
+    try:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        (tmp / LINEAGE_FILE).write_text(json.dumps({**lineage.model_dump(), **record}, indent=2, sort_keys=True))
+        card = base_dir / "unipic_model.json"
+        if card.is_file():
+            data = json.loads(card.read_text())
+            data.update(kind=record["kind"], parent=lineage.parent_model, rounds=record["rounds"])
+            (tmp / "unipic_model.json").write_text(json.dumps(data, indent=2, sort_keys=True))
+        if local_final is None:
+            from unipic.storage import ObjectStore
+
+            ObjectStore(store_cfg).publish_dir(tmp, output, metadata=lineage.as_metadata())
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            if local_final.exists():
+                shutil.rmtree(local_final)
+            os.rename(tmp, local_final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output
+
+
+def _report(task: str, before: dict, after: dict, artifacts: dict[str, str], cfg: RLStageConfig,
+            grpo: GRPOConfig, train: TrainResult, seconds: float) -> str:
+    lines = [f"# RL stage `rl-{task}`", "",
+             f"{train.last_step} rounds x {cfg.prompts_per_round} prompts x G={grpo.group_size}, "
+             f"{grpo.num_steps} SDE steps (a={grpo.noise_level}), CFG {grpo.guidance_scale}, beta {grpo.kl_beta}, "
+             f"LoRA {'r%d/alpha%d' % (grpo.lora.rank, grpo.lora.alpha) if grpo.lora.enabled else 'off (full FT)'}, "
+             f"lr {cfg.lr}, seed {cfg.seed}; {seconds:.0f} s.", "",
+             f"Evaluation: ODE sampler, {grpo.eval_num_steps} steps, CFG {grpo.eval_guidance_scale}, "
+             f"{cfg.eval_seeds} seed(s) per prompt, the same prompts and noise before and after.", "",
+             "| task | metric | before | after |", "|---|---|---|---|"]
+    for kind, name in (("t2i", "ShapesWorld GenEval-style"), ("edit", "ShapesWorld edit")):
+        b, a = before.get(kind), after.get(kind)
+        if b is None or a is None:
+            lines.append(f"| {kind} | (no {kind} prompts in the dataset) | - | - |")
+            continue
+        for m in ("score", "accuracy", "cleanliness"):
+            lines.append(f"| {kind} | {name} {m} (n={b['n']}) | {b[m]:.3f} | {a[m]:.3f} |")
+    lines += [""] + [f"![{k}]({Path(v).name})" for k, v in artifacts.items() if v.endswith(".png")]
+    return "\n".join(lines) + "\n"
+
+
+def run_rl_stage(task: Task, cfg: RLStageConfig, grpo: GRPOConfig, work_dir: str | Path, *, store_cfg: Any = None,
+                 resume: bool | Path = False, stop_at: int | None = None) -> RLStageResult:
+    """Run one PDTR stage. `task="edit"` is stage 1, `task="t2i"` stage 2 (give it stage 1's output as
+    base_model). Outputs go to `cfg.output` (default: work_dir/model) and `work_dir`."""
+    from unipic.pipelines.kontext import UniPicKontextPipeline
+    from unipic.rl.lora import merge_lora
+    from unipic.rl.rewards import build_reward
+    from unipic.rl.trainer import FlowGRPOTrainer
+    from unipic.training.pretrain import resolve_input
+
+    t0 = time.perf_counter()
+    key = f"rl.{task}"
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cache = work_dir / "cache"
+    base_dir = resolve_input(cfg.base_model, "model from the previous stage", f"{key}.base_model", store_cfg,
+                             cache / "models")
+    data_dir = resolve_input(cfg.dataset, "curated dataset", f"{key}.dataset", store_cfg, cache / "data")
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    pipe = UniPicKontextPipeline.from_pretrained(base_dir)
+    train_conds = load_conditions(data_dir, task, split=cfg.split, max_prompts=cfg.max_prompts, tasks=cfg.tasks,
+                                  seed=cfg.seed)
+    eval_dir = resolve_input(cfg.eval_dataset, "evaluation dataset", f"{key}.eval_dataset", store_cfg,
+                             cache / "data") if cfg.eval_dataset else data_dir
+    evals = {kind: _eval_conditions(eval_dir, kind, cfg) for kind in ("t2i", "edit")}
+    (work_dir / "config.json").write_text(json.dumps(
+        {"config_hash": config_hash(cfg), key: json.loads(cfg.model_dump_json()),
+         "rl.grpo": json.loads(grpo.model_dump_json())}, indent=2))
+
+    before_path = work_dir / "before.json"
+    before_scores = _score_both(pipe, evals, grpo, cfg)
+    before = {k: (v.to_dict() if v else None) for k, v in before_scores.items()}
+    before_path.write_text(json.dumps(before, indent=2))
+    log.info("%s before: %s", key, before)
+
+    reward = build_reward(cfg.reward)
+    trainer = FlowGRPOTrainer(cfg, grpo, pipe, reward, PromptSource(train_conds, cfg.prompts_per_round, cfg.seed),
+                              work_dir, task=task, eval_conditions=(evals[task] or train_conds)[:8],
+                              store_cfg=store_cfg)
+    lineage = Lineage(stage=f"rl-{task}", config_hash=config_hash(cfg), dataset_uri=cfg.dataset,
+                      dataset_rev=cfg.dataset_rev, parent_model=cfg.base_model)
+    result = trainer.train(resume=resume, stop_at=stop_at)
+    artifacts = _plots(trainer.metrics.read(), work_dir)
+    if result.last_step < cfg.steps:
+        log.info("stopped at round %d of %d: not exporting; continue with --resume", result.last_step, cfg.steps)
+        return RLStageResult(None, before, {}, result, work_dir, lineage, artifacts)
+
+    if trainer.ema is not None:
+        trainer.ema.copy_to(trainer.model)
+    merge_lora(pipe.transformer)
+    pipe.transformer.eval()
+    after_scores = _score_both(pipe, evals, grpo, cfg)
+    after = {k: (v.to_dict() if v else None) for k, v in after_scores.items()}
+    for kind in ("t2i", "edit"):
+        b, a = before_scores.get(kind), after_scores.get(kind)
+        if b is not None and a is not None:
+            artifacts[f"samples_{kind}"] = str(_grid(b, a, evals[kind], cfg.eval_seeds,
+                                                     work_dir / f"samples_before_after_{kind}.png"))
+    seconds = time.perf_counter() - t0
+    record = {"kind": f"rl-{task}", "rounds": result.last_step, "before": before, "after": after,
+              "weights": "lora-merged" if grpo.lora.enabled else "full", "seconds": seconds}
+    output = cfg.output or str(work_dir / "model")
+    model = _export(pipe, output, lineage, record, Path(base_dir), work_dir, store_cfg)
+    (work_dir / "results.json").write_text(json.dumps(
+        {"stage": f"rl-{task}", "model": model, "before": before, "after": after, "rounds": result.last_step,
+         "seed": cfg.seed, "seconds": seconds, "config_hash": config_hash(cfg), "artifacts": artifacts},
+        indent=2))
+    (work_dir / "report.md").write_text(_report(task, before, after, artifacts, cfg, grpo, result, seconds))
+    artifacts["report"] = str(work_dir / "report.md")
+    log.info("%s after: %s -> %s", key, after, model)
+    return RLStageResult(model, before, after, result, work_dir, lineage, artifacts)
