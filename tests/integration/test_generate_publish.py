@@ -48,7 +48,7 @@ def test_generate_to_s3_and_read_back(store, store_config, s3_prefix, tmp_path):
     assert local_manifest.total_sha256 == manifest.total_sha256
 
 
-def test_cli_generate_to_s3(store_config, s3_prefix, store):
+def test_cli_generate_to_s3(store_config, s3_prefix, store, tmp_path):
     env = {**os.environ, "UNIPIC_NO_PROGRESS": "1",
            "UNIPIC_S3_ACCESS_KEY": store_config.access_key.get_secret_value(),
            "UNIPIC_S3_SECRET_KEY": store_config.secret_key.get_secret_value()}
@@ -59,6 +59,12 @@ def test_cli_generate_to_s3(store_config, s3_prefix, store):
     assert res.returncode == 0, res.stderr
     assert store.read_manifest(s3_prefix).metadata["n_samples"] == 5
     assert store.exists(join_uri(s3_prefix, "index.parquet"))
+    res = subprocess.run(
+        [sys.executable, "-m", "unipic.cli.main", "data", "verify", s3_prefix,
+         "--set", f"store.endpoint={store_config.endpoint}", "--set", f"store.cache_dir={tmp_path / 'cache'}"],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert '"t2i": 5' in res.stdout
 
 
 def test_s3_without_store_config_is_a_clear_error(s3_prefix):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from unipic.config.base import config_hash, config_to_dict
 from unipic.config.data import ShapesConfig
 from unipic.config.store import StoreConfig
-from unipic.data.shards import DATASET_FORMAT, SHARD_DIR, ShardWriter, write_index
+from unipic.data.shards import DATASET_FORMAT, PRIMARY_IMAGE, SHARD_DIR, ShardWriter, write_index
 from unipic.errors import DataError
 from unipic.lineage import Lineage
 from unipic.logging import get_logger
@@ -50,10 +50,11 @@ def _write_t2i(cfg: ShapesConfig, root: Path, rows: list[dict[str, Any]]) -> Non
             key = sample_id("t2i", s.split, i)
             png = to_png(render(s.scene))
             meta = {"sample_id": key, "kind": "t2i", "seed": cfg.seed, **s.model_dump(mode="json")}
-            shard = writer.write(key, {"png": png, "json": _dump(meta)})
+            files = {"png": png, "json": _dump(meta)}
+            shard = writer.write(key, files)
             rows.append({"sample_id": key, "kind": "t2i", "task": s.task, "text": s.caption,
                          "shard": f"{SHARD_DIR}/{shard}", "width": cfg.image_size, "height": cfg.image_size,
-                         "sha256": sha256_bytes(png), "split": s.split})
+                         "sha256": sha256_bytes(files[PRIMARY_IMAGE["t2i"]]), "split": s.split})
 
 
 def _write_edit(cfg: ShapesConfig, root: Path, rows: list[dict[str, Any]]) -> None:
@@ -66,10 +67,11 @@ def _write_edit(cfg: ShapesConfig, root: Path, rows: list[dict[str, Any]]) -> No
             key = sample_id("edit", e.split, i)
             src, tgt = to_png(render(e.source)), to_png(render(e.target))
             meta = {"sample_id": key, "kind": "edit", "seed": cfg.seed, **e.model_dump(mode="json")}
-            shard = writer.write(key, {"src.png": src, "tgt.png": tgt, "json": _dump(meta)})
+            files = {"src.png": src, "tgt.png": tgt, "json": _dump(meta)}
+            shard = writer.write(key, files)
             rows.append({"sample_id": key, "kind": "edit", "task": e.category, "text": e.instruction,
                          "shard": f"{SHARD_DIR}/{shard}", "width": cfg.image_size, "height": cfg.image_size,
-                         "sha256": sha256_bytes(tgt), "split": e.split})
+                         "sha256": sha256_bytes(files[PRIMARY_IMAGE["edit"]]), "split": e.split})
 
 
 def _write_report(cfg: ShapesConfig, root: Path, rows: list[dict[str, Any]], kind: str) -> None:

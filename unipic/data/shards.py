@@ -33,7 +33,7 @@ SHARD_DIR = "shards"
 INDEX_NAME = "index.parquet"
 INDEX_COLUMNS = ("sample_id", "kind", "task", "text", "shard", "width", "height", "sha256", "split")
 KINDS = ("t2i", "edit")
-PRIMARY_IMAGE = {"t2i": "png", "edit": "tgt.png"}
+PRIMARY_IMAGE = {"t2i": "png", "edit": "tgt.png"}  # the member whose sha256 the index records
 
 
 def split_key(name: str) -> tuple[str, str]:
