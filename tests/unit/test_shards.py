@@ -189,3 +189,21 @@ def test_read_shard_members(dataset):
     root, _ = dataset
     members = read_shard_members(root / "shards" / "edit-000000.tar")
     assert len(members) == 8 and all(set(v) == {"json", "src.png", "tgt.png"} for v in members.values())
+
+
+def test_verify_hashes_catches_a_changed_image(dataset, tmp_path):
+    import shutil
+
+    root, _ = dataset
+    copy = tmp_path / "copy3"
+    shutil.copytree(root, copy)
+    assert len(list(iter_dataset(copy, verify_hashes=True))) == 44
+    shard = copy / "shards" / "t2i-000002.tar"
+    with tarfile.open(shard) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(".png"))
+    data = bytearray(shard.read_bytes())
+    data[member.offset_data + 40] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    assert len(list(iter_dataset(copy, kind="t2i"))) == 30
+    with pytest.raises(DataError, match=f"{member.name.split('.')[0]}.*t2i-000002.tar.*corrupt"):
+        list(iter_dataset(copy, kind="t2i", verify_hashes=True))

@@ -52,7 +52,7 @@ def verify_cmd(
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
 ) -> None:
-    """Check every file against the manifest, then stream every shard and match it to the index."""
+    """Check every file against the manifest, then stream every shard and match counts and hashes to the index."""
     from collections import Counter
 
     from unipic.data.shards import iter_dataset
@@ -61,7 +61,7 @@ def verify_cmd(
     cfg = make_config(preset, set_)
     local = materialize(path, cfg.store)
     manifest = verify_dir(local)
-    kinds = Counter(rec.kind for rec in iter_dataset(local))
+    kinds = Counter(rec.kind for rec in iter_dataset(local, verify_hashes=True))
     typer.echo(json.dumps({"path": path, "files": manifest.n_files, "total_sha256": manifest.total_sha256,
                            "samples": dict(kinds), "ok": True}, indent=2))
 

@@ -231,23 +231,43 @@ def write_index(root: str | Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def _check_hash(rec: Record, hashes: dict[str, str]) -> None:
+    import hashlib
+
+    member = PRIMARY_IMAGE.get(rec.kind, "png")
+    want = hashes.get(rec.key)
+    if want is None:
+        raise DataError(f"sample '{rec.key}' in {rec.shard} is not in the index; the shard does not belong to "
+                        "this dataset; regenerate it")
+    got = hashlib.sha256(rec.files.get(member, b"")).hexdigest()
+    if got != want:
+        raise DataError(f"sample '{rec.key}' in {rec.shard}: .{member} has sha256 {got[:12]}..., the index says "
+                        f"{want[:12]}...; the shard is corrupt; regenerate or re-fetch the dataset")
+
+
 def iter_dataset(root: str | Path, kind: str | None = None, split: str | None = None,
-                 check_counts: bool = True) -> Iterator[Record]:
+                 check_counts: bool = True, verify_hashes: bool = False) -> Iterator[Record]:
     """Stream every sample of a local dataset directory, shard by shard, in order.
 
     `kind` ("t2i" | "edit") and `split` ("train" | "heldout") filter. With `check_counts`, each shard must hold
-    exactly the samples the index lists for it, which catches a shard cut at a member boundary (tar cannot)."""
+    exactly the samples the index lists for it, which catches a shard cut at a member boundary (tar cannot).
+    With `verify_hashes`, each sample's primary image must match the index's sha256 (bit rot, a swapped file)."""
     if kind is not None and kind not in KINDS:
         raise DataError(f"unknown kind '{kind}'; choose one of {', '.join(KINDS)}")
     expected: dict[str, int] = {}
-    if check_counts:
+    hashes: dict[str, str] = {}
+    if check_counts or verify_hashes:
         idx = read_index(root)
         expected = idx.groupby("shard").size().to_dict()
+        if verify_hashes:
+            hashes = dict(zip(idx["sample_id"], idx["sha256"]))
     for path in shard_paths(root, kind):
         rel = f"{SHARD_DIR}/{path.name}"
         n = 0
         for rec in iter_shard(path, rel):
             n += 1
+            if verify_hashes:
+                _check_hash(rec, hashes)
             if split is not None and rec.json().get("split") != split:
                 continue
             yield rec
