@@ -216,16 +216,17 @@ def _wait_ready(url: str, pid: int, timeout: float, log_file: Path) -> None:
     from unipic.services.process import is_alive
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_alive(pid):
-            tail = log_file.read_text(errors="replace")[-2000:] if log_file.is_file() else ""
-            raise ServiceError(f"the model server exited while starting; its log ({log_file}) ends with:\n{tail}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
+    with httpx.Client(base_url=url, timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if not is_alive(pid):
+                tail = log_file.read_text(errors="replace")[-2000:] if log_file.is_file() else ""
+                raise ServiceError(f"the model server exited while starting; its log ({log_file}) ends with:\n{tail}")
+            try:
+                if http.get("/v2/health/ready").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
     raise ServiceError(f"the model server at {url} was not ready after {timeout:.0f} s (serve.startup_timeout_s); "
                        f"see {log_file}")
 
@@ -245,10 +246,10 @@ def start_detached(model: str, cfg: ServeConfig, preset: str = "ci", overrides: 
     rec_file.unlink(missing_ok=True)
     port = cfg.port or free_port(cfg.host)
     cmd = [sys.executable, "-m", "unipic.serving.server", "--model", str(model), "--preset", preset,
-           "--set", f"serve.port={port}", "--set", f"serve.host={cfg.host}",
-           "--set", f"serve.model_name={cfg.model_name}", "--record", str(rec_file)]
-    for item in overrides or []:
-        cmd += ["--set", item]
+           "--record", str(rec_file)]
+    for item in [*(overrides or []), f"serve.port={port}", f"serve.host={cfg.host}",
+                 f"serve.model_name={cfg.model_name}"]:
+        cmd += ["--set", item]  # ours last: they win over a `serve.port=0` in the caller's overrides
     with open(log_file, "ab") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=os.getcwd(), env={**os.environ, "UNIPIC_NO_PROGRESS": "1"})
