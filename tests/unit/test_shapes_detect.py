@@ -7,7 +7,16 @@ import pytest
 
 from unipic.config.data import ShapesConfig
 from unipic.data.shapes import (
-    BACKGROUNDS, COLORS, SHAPES, SIZES, Scene, SceneObject, ShapesDetector, detect, detect_batch, render,
+    BACKGROUNDS,
+    COLORS,
+    SHAPES,
+    SIZES,
+    Scene,
+    SceneObject,
+    ShapesDetector,
+    detect,
+    detect_batch,
+    render,
 )
 from unipic.data.shapes.sampling import PlacementFailed, add_object
 

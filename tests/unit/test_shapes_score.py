@@ -7,7 +7,14 @@ import pytest
 
 from unipic.config.data import EDIT_CATEGORIES, ShapesConfig
 from unipic.data.shapes import (
-    Scene, SceneObject, cleanliness, make_edit_sample, make_t2i_sample, render, score_edit, score_t2i,
+    Scene,
+    SceneObject,
+    cleanliness,
+    make_edit_sample,
+    make_t2i_sample,
+    render,
+    score_edit,
+    score_t2i,
 )
 
 CFG = ShapesConfig(image_size=64)

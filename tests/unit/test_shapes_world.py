@@ -9,8 +9,17 @@ import pytest
 
 from unipic.config.data import BackgroundChoice, ColorChoice, ShapeChoice, ShapesConfig, SizeChoice
 from unipic.data.shapes import (
-    BACKGROUNDS, COLORS, SHAPES, SIZES, Scene, SceneObject, heldout_pairs, make_edit_sample, make_t2i_sample,
-    relations, render,
+    BACKGROUNDS,
+    COLORS,
+    SHAPES,
+    SIZES,
+    Scene,
+    SceneObject,
+    heldout_pairs,
+    make_edit_sample,
+    make_t2i_sample,
+    relations,
+    render,
 )
 from unipic.data.shapes import heldout as ho
 from unipic.data.shapes.world import box_in_canvas, boxes_clear, gap_px

@@ -154,10 +154,9 @@ def test_writer_groups_members_by_key_and_is_byte_stable(tmp_path):
 
 
 def test_writer_leaves_no_shard_on_error(tmp_path):
-    with pytest.raises(RuntimeError):
-        with ShardWriter(tmp_path, "edit", 10) as w:
-            w.write("k0", {"json": b"{}"})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), ShardWriter(tmp_path, "edit", 10) as w:
+        w.write("k0", {"json": b"{}"})
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -147,10 +147,10 @@ class ShardWriter:
             self._tmp.unlink(missing_ok=True)
         self._tar, self._tmp = None, None
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
+    def __exit__(self, exc_type: Any, *_: object) -> None:
         if exc_type is None:
             self.close()
         else:

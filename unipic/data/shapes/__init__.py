@@ -10,11 +10,25 @@ from unipic.data.shapes.edits import EditSample, EditSpec, make_edit, make_edit_
 from unipic.data.shapes.heldout import heldout_pairs
 from unipic.data.shapes.render import from_png, render, to_png
 from unipic.data.shapes.score import (
-    EditScore, T2IScore, cleanliness, score_edit, score_t2i, summarize_edit, summarize_t2i,
+    EditScore,
+    T2IScore,
+    cleanliness,
+    score_edit,
+    score_t2i,
+    summarize_edit,
+    summarize_t2i,
 )
 from unipic.data.shapes.t2i import ObjectRequirement, RelationRequirement, T2ISample, T2ISpec, make_t2i_sample
 from unipic.data.shapes.world import (
-    BACKGROUNDS, COLORS, RELATIONS, SHAPES, SIZES, Scene, SceneObject, relations, side_px,
+    BACKGROUNDS,
+    COLORS,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    SceneObject,
+    relations,
+    side_px,
 )
 
 __all__ = [

@@ -27,7 +27,14 @@ from unipic.data.shapes import heldout as ho
 from unipic.data.shapes.sampling import PlacementFailed, add_object, choice
 from unipic.data.shapes.t2i import article, sample_rng
 from unipic.data.shapes.world import (
-    BACKGROUNDS, SIZES, Scene, SceneObject, box_in_canvas, boxes_clear, gap_px, side_px,
+    BACKGROUNDS,
+    SIZES,
+    Scene,
+    SceneObject,
+    box_in_canvas,
+    boxes_clear,
+    gap_px,
+    side_px,
 )
 
 MOVE_DIRECTIONS = ("left", "right", "up", "down")

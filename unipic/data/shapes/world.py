@@ -116,7 +116,7 @@ class Scene(BaseModel):
             for o in self.objects
         ]
 
-    def resized(self, size: int) -> "Scene":
+    def resized(self, size: int) -> Scene:
         """The same scene on another canvas: boxes scale, size classes keep their nominal side."""
         if size == self.size:
             return self
