@@ -109,3 +109,11 @@ def test_accepts_chw_torch_tensors():
     chw = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
     assert detect(chw).objects == detect(img).objects
     assert [d.objects for d in detect_batch(torch.stack([chw, chw]))] == [detect(img).objects] * 2
+
+
+def test_detection_renders_back_to_the_same_pixels():
+    rng = np.random.default_rng(7)
+    for size in (32, 64):
+        for _ in range(100):
+            img = render(random_scene(rng, size))
+            assert np.array_equal(render(detect(img).to_scene()), img)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from unipic.data.shapes.render import shape_mask
-from unipic.data.shapes.world import BACKGROUNDS, COLORS, SHAPES, side_px, size_class_of
+from unipic.data.shapes.world import BACKGROUNDS, COLORS, SHAPES, Scene, SceneObject, side_px, size_class_of
 
 _COLOR_NAMES = tuple(COLORS)
 _PALETTE = np.array([COLORS[c] for c in _COLOR_NAMES], dtype=np.float32)
@@ -66,6 +66,12 @@ class Detection:
         out = asdict(self)
         out["cleanliness"] = self.cleanliness
         return out
+
+    def to_scene(self) -> Scene:
+        """The detection as a Scene: on a clean render, rendering it gives back the same pixels."""
+        objs = [SceneObject(shape=o.shape, color=o.color, size=o.size, bbox=o.bbox)  # type: ignore[arg-type]
+                for o in self.objects]
+        return Scene(size=self.size[1], background=self.background, objects=objs)  # type: ignore[arg-type]
 
 
 def _as_image(image: np.ndarray) -> np.ndarray:
