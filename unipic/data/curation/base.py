@@ -6,6 +6,7 @@ Filters compose in a list (`unipic.data.curation.pipeline.Curator`). A rejection
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -23,6 +24,7 @@ class Filter:
         self.seen = 0
         self.passed = 0
         self.rejected: Counter[str] = Counter()
+        self.seconds = 0.0
         self._thresholds: dict[str, Thresholds] = {}
 
     def thresholds(self, sample: Sample) -> Thresholds:
@@ -37,7 +39,9 @@ class Filter:
 
     def __call__(self, sample: Sample) -> str | None:
         self.seen += 1
+        t0 = time.perf_counter()
         why = self.check(sample)
+        self.seconds += time.perf_counter() - t0
         if why is None:
             self.passed += 1
             return None
@@ -46,4 +50,5 @@ class Filter:
         return reason
 
     def counters(self) -> dict[str, Any]:
-        return {"seen": self.seen, "passed": self.passed, "rejected": dict(self.rejected)}
+        return {"seen": self.seen, "passed": self.passed, "rejected": dict(self.rejected),
+                "seconds": round(self.seconds, 4)}

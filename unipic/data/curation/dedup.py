@@ -14,11 +14,11 @@ from collections import defaultdict
 
 import numpy as np
 from PIL import Image
-from scipy.fft import dctn
 
 from unipic.config.curation import CurationConfig
 from unipic.data.curation.base import Filter
 from unipic.data.curation.sample import Sample
+from unipic.data.curation.signals import analysis_view
 
 PHASH_MARGIN = 32.0
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -28,20 +28,39 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _dct_rows(n: int, k: int) -> np.ndarray:
+    """The first k rows of the orthonormal DCT-II matrix of size n (coef = D @ x @ D.T)."""
+    i = np.arange(n)
+    d = np.cos(np.pi * (2 * i[None, :] + 1) * np.arange(k)[:, None] / (2 * n)) * np.sqrt(2.0 / n)
+    d[0] /= np.sqrt(2.0)
+    return d.astype(np.float32)
+
+
+_DCT: dict[tuple[int, int], np.ndarray] = {}
+
+
 def phash_bits(pixels: np.ndarray, size: int = 8, channels: str = "rgb") -> np.ndarray:
     """Boolean vector: per channel, which low-frequency DCT coefficients exceed their median by a margin.
 
     The margin (in orthonormal-DCT pixel units) keeps flat channels stable: a white background's red channel
-    has only noise-level AC coefficients, which would otherwise become random bits."""
+    has only noise-level AC coefficients, which would otherwise become random bits. Only the size x size
+    low-frequency block is computed (two small matrix products), not the full DCT."""
     side = size * 4
-    small = np.asarray(Image.fromarray(pixels).resize((side, side), Image.BILINEAR), dtype=np.float32)
+    im = Image.fromarray(analysis_view(pixels))
+    small = np.asarray(im.resize((side, side), Image.BILINEAR), dtype=np.float32)
     if small.ndim == 2:
         small = small[..., None]
-    if channels == "luma":
-        small = (small[..., :3] @ _LUMA[: small.shape[-1]])[..., None] if small.shape[-1] >= 3 else small
-    coef = dctn(small, axes=(0, 1), norm="ortho")[:size, :size, :]
-    med = np.median(coef.reshape(-1, coef.shape[-1]), axis=0)
-    return (coef > med + PHASH_MARGIN).transpose(2, 0, 1).reshape(-1)
+    small = small[..., :3]
+    if channels == "luma" and small.shape[-1] == 3:
+        small = (small @ _LUMA)[..., None]
+    d = _DCT.get((side, size))
+    if d is None:
+        d = _DCT[(side, size)] = _dct_rows(side, size)
+    coef = (d @ np.ascontiguousarray(small.transpose(2, 0, 1)) @ d.T).reshape(small.shape[-1], -1).T
+    srt = np.sort(coef, axis=0)
+    mid = coef.shape[0] // 2
+    med = (srt[mid - 1] + srt[mid]) / 2 if coef.shape[0] % 2 == 0 else srt[mid]
+    return (coef > med + PHASH_MARGIN).T.reshape(-1)
 
 
 def bits_to_int(bits: np.ndarray) -> int:
@@ -114,9 +133,9 @@ class NearDupFilter(Filter):
 
     def check(self, sample: Sample) -> str | None:
         assert sample.pixels is not None, "near-dup runs after decode"
-        bits = self._hash(sample.pixels)
+        bits = self._hash(sample.analysis("image"))
         if sample.is_edit and sample.target_pixels is not None:
-            bits = np.concatenate([bits, self._hash(sample.target_pixels)])
+            bits = np.concatenate([bits, self._hash(sample.analysis("target"))])
         h = bits_to_int(bits)
         sample.hashes["phash"] = format(h, f"0{(len(bits) + 3) // 4}x")
         if not self.cfg.dedup.near:

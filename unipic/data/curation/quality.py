@@ -24,9 +24,7 @@ class QualityFilter(Filter):
 
     def check(self, sample: Sample) -> str | None:
         t = self.thresholds(sample)
-        pixels = sample.target_pixels if sample.is_edit else sample.pixels
-        assert pixels is not None, "quality runs after decode"
-        s = image_signals(pixels)
+        s = image_signals(sample.analysis("target" if sample.is_edit else "image"))
         agreement = self.scorer.score(sample)
         s["agreement"] = float("nan") if agreement is None else float(agreement)
         sample.signals.update(s)

@@ -29,12 +29,25 @@ class Sample:
     target_pixels: np.ndarray | None = None
     signals: dict[str, float] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
+    views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def is_edit(self) -> bool:
         return self.kind == "edit"
 
+    def analysis(self, which: str = "image") -> np.ndarray:
+        """The decoded image (or "target") at the signals' analysis scale, reduced once and shared by filters."""
+        from unipic.data.curation.signals import analysis_view
+
+        view = self.views.get(which)
+        if view is None:
+            pixels = self.pixels if which == "image" else self.target_pixels
+            assert pixels is not None, f"{which} is not decoded yet"
+            view = self.views[which] = analysis_view(pixels)
+        return view
+
     def release_pixels(self) -> None:
         """Drop decoded arrays once a sample is written, so streaming keeps memory flat."""
         self.pixels = None
         self.target_pixels = None
+        self.views.clear()

@@ -80,6 +80,8 @@ class ShapesDetectorScorer:
 
     T2I: `score_t2i(image, spec).score`; edit: `score_edit(source, target, spec).overall`. Samples without a
     ShapesWorld spec (a user's folder) get None: the detector has nothing to check them against.
+    The detector reads the shared analysis view (long side <= 128 px, box-reduced): on 180 renders at 256 and
+    512 px every verdict matched the full-resolution one, at 1/3 and 1/11 of the cost.
     """
 
     name = "shapes_detector"
@@ -99,8 +101,9 @@ class ShapesDetectorScorer:
             if sample.is_edit:
                 if sample.target_pixels is None:
                     return None
-                return float(score_edit([sample.pixels], [sample.target_pixels], [spec], self.detector)[0].overall)
-            return float(score_t2i([sample.pixels], [spec], self.detector)[0].score)
+                src, tgt = sample.analysis("image"), sample.analysis("target")
+                return float(score_edit([src], [tgt], [spec], self.detector)[0].overall)
+            return float(score_t2i([sample.analysis("image")], [spec], self.detector)[0].score)
         except (ValueError, KeyError, TypeError):
             return None
 

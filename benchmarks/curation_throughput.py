@@ -1,0 +1,113 @@
+"""Curation throughput against the floor (decoding alone), on ShapesWorld renders at 64, 256 and 512 px.
+
+    .venv/bin/python benchmarks/curation_throughput.py [--quick]
+
+Writes benchmarks/results/curation_throughput.{json,md}. Target (issue #3): the whole curation costs at most 2x
+plain decoding. Three readings per size, on the same PNG bytes, one process (CPU cost, not parallel speed-up):
+- `decode`: PIL open + load + numpy array (the floor);
+- `curate_no_scorer`: every filter (decode, text, resolution, exact dedup, edit pair, quality signals,
+  near-dup) with the agreement scorer switched off;
+- `curate_full`: the same plus the ShapesWorld detector agreement scorer (the T2I spec check).
+Each reading is the best of `--repeats` interleaved trials (the machine is shared), with per-filter seconds
+from the filters' own counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("UNIPIC_NO_PROGRESS", "1")
+
+from unipic.config import load_config  # noqa: E402
+from unipic.data.curation import Curator, Sample  # noqa: E402
+from unipic.data.curation.decode import decode_image  # noqa: E402
+from unipic.data.curation.scorers import NoScorer, ShapesDetectorScorer  # noqa: E402
+from unipic.data.curation.sources import ShapesWorldSource  # noqa: E402
+
+
+def fresh(samples: list[Sample]) -> list[Sample]:
+    return [dataclasses.replace(s, pixels=None, target_pixels=None, signals={}, hashes={}, views={}) for s in samples]
+
+
+def time_decode(samples: list[Sample]) -> float:
+    t0 = time.perf_counter()
+    for s in samples:
+        decode_image(s.image, ["RGB"], 1 << 30)
+    return time.perf_counter() - t0
+
+
+def time_curate(samples: list[Sample], cfg, scorer) -> tuple[float, dict]:
+    cur = Curator(cfg, scorer=scorer)
+    t0 = time.perf_counter()
+    for s in cur.run(samples):
+        s.release_pixels()
+    elapsed = time.perf_counter() - t0
+    return elapsed, {k: v["seconds"] for k, v in cur.report().filters.items()} | {"n_out": cur.report().n_out}
+
+
+def bench_size(size: int, n: int, repeats: int) -> dict:
+    cfg = load_config("ci", [f"shapes.image_size={size}", f"shapes.n_t2i={n}", "shapes.n_edit=0"])
+    samples = list(ShapesWorldSource(cfg.shapes))
+    detector = ShapesDetectorScorer()
+    best: dict[str, tuple[float, dict]] = {}
+    for _ in range(repeats):
+        for name, fn in (("decode", lambda: (time_decode(fresh(samples)), {})),
+                         ("curate_no_scorer", lambda: time_curate(fresh(samples), cfg.curation, NoScorer())),
+                         ("curate_full", lambda: time_curate(fresh(samples), cfg.curation, detector))):
+            t, detail = fn()
+            if name not in best or t < best[name][0]:
+                best[name] = (t, detail)
+    floor = best["decode"][0]
+    out = {"size": size, "n": n, "bytes_per_image": sum(len(s.image) for s in samples) / n}
+    for name, (t, detail) in best.items():
+        out[name] = {"images_per_s": n / t, "ms_per_image": 1000 * t / n, "x_decode": t / floor,
+                     "filters_ms_per_image": {k: 1000 * v / n for k, v in detail.items() if k != "n_out"}}
+    return out
+
+
+def to_markdown(results: list[dict], meta: dict) -> str:
+    lines = ["# Curation throughput vs decoding (issue #3)", "",
+             f"{meta['machine']}; best of {meta['repeats']} interleaved trials; one process; ShapesWorld T2I renders "
+             "(PNG). Target: whole curation <= 2x decode.", "",
+             "| size | n | decode img/s | curate (no scorer) img/s | x decode | curate (+ detector agreement) img/s "
+             "| x decode |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['size']} px | {r['n']} | {r['decode']['images_per_s']:.0f} | "
+                     f"{r['curate_no_scorer']['images_per_s']:.0f} | {r['curate_no_scorer']['x_decode']:.2f} | "
+                     f"{r['curate_full']['images_per_s']:.0f} | {r['curate_full']['x_decode']:.2f} |")
+    lines += ["", "Per-filter cost (ms per image, full curation):", "",
+              "| size | " + " | ".join(results[0]["curate_full"]["filters_ms_per_image"]) + " |",
+              "|---|" + "---|" * len(results[0]["curate_full"]["filters_ms_per_image"])]
+    for r in results:
+        f = r["curate_full"]["filters_ms_per_image"]
+        lines.append(f"| {r['size']} px | " + " | ".join(f"{v:.3f}" for v in f.values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    plan = [(64, 60), (256, 20), (512, 8)] if args.quick else [(64, 600), (256, 150), (512, 48)]
+    results = [bench_size(size, n, args.repeats) for size, n in plan]
+    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "repeats": args.repeats, "load_avg": os.getloadavg(), "quick": args.quick}
+    out_dir = ROOT / "benchmarks" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "curation_throughput.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    (out_dir / "curation_throughput.md").write_text(to_markdown(results, meta))
+    print(to_markdown(results, meta))
+
+
+if __name__ == "__main__":
+    main()
