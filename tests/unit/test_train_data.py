@@ -132,7 +132,7 @@ def test_clear_errors(tmp_path):
         build_joint_batches(root, batch_size=4, edit_ratio=0.5, seed=0)
     with pytest.raises(DataError, match="fewer than one global batch"):
         build_joint_batches(root, batch_size=64, edit_ratio=0.0, seed=0)
-    with pytest.raises(DataError, match="no index.parquet"):
+    with pytest.raises(DataError, match="index.parquet"):
         DatasetIndex(tmp_path)
     shard = root / "shards" / "t2i-000000.tar"
     shard.write_bytes(shard.read_bytes()[:700])

@@ -58,3 +58,19 @@ def test_config_rejects_bad_values_naming_the_key():
         load_config("ci", ["pretrain.betas=[0.9, 1.5]"])
     with pytest.raises(ConfigError, match="pretrain.edit_ratio"):
         load_config("ci", ["pretrain.edit_ratio=1.5"])
+
+
+def test_mpi_launcher_variables_are_adopted(monkeypatch):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+        monkeypatch.setenv(k, "x")  # recorded, so the variables the code sets are removed again afterwards
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "3")
+    with pytest.raises(ConfigError, match="MASTER_ADDR"):
+        init_parallel(DeepSpeedConfig(enabled=False))
+    monkeypatch.setenv("MASTER_ADDR", "10.0.0.1")
+    with pytest.raises(ConfigError, match="WORLD_SIZE=4"):  # plain mode must refuse 4 processes
+        init_parallel(DeepSpeedConfig(enabled=False))
+    import os
+
+    assert os.environ["RANK"] == "3"

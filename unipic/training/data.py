@@ -75,49 +75,23 @@ def decode_png(data: bytes) -> torch.Tensor:
 
 
 def read_shard(path: Path) -> dict[str, dict[str, bytes]]:
-    """{key: {"png"|"src.png"|"tgt.png"|"json": bytes}} for one WebDataset tar (DataError if unreadable)."""
-    try:
-        from unipic.data import shards as _shards
+    """{key: {"png"|"src.png"|"tgt.png"|"json": bytes}} for one shard (DataError naming a corrupt shard)."""
+    from unipic.data.shards import read_shard_members
 
-        reader = getattr(_shards, "read_shard_members", None)
-        if reader is not None:
-            return reader(path)
-    except ImportError:
-        pass
-    import tarfile
-
-    out: dict[str, dict[str, bytes]] = {}
-    try:
-        with tarfile.open(path, "r") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                name = Path(member.name).name
-                key, _, ext = name.partition(".")
-                fh = tar.extractfile(member)
-                if fh is None:
-                    continue
-                out.setdefault(key, {})[ext] = fh.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"shard {path} is corrupt or truncated ({exc}); regenerate or re-fetch the dataset") from None
-    return out
+    return read_shard_members(path)
 
 
 class DatasetIndex:
     """The dataset's index.parquet, filtered to a split, grouped by kind and shard."""
 
     def __init__(self, root: Path, split: str = "train"):
-        import pandas as pd
+        from unipic.data.shards import read_index
 
         self.root = Path(root)
-        index = self.root / "index.parquet"
-        if not index.is_file():
-            raise DataError(f"{self.root} has no index.parquet: not a dataset in the project format "
-                            "(create one with `unipic data generate`)")
-        df = pd.read_parquet(index)
+        df = read_index(self.root)
         missing = {"sample_id", "kind", "text", "shard"} - set(df.columns)
         if missing:
-            raise DataError(f"{index} lacks columns {sorted(missing)}; regenerate the dataset")
+            raise DataError(f"{self.root}/index.parquet lacks columns {sorted(missing)}; regenerate the dataset")
         if split != "all" and "split" in df.columns:
             df = df[df["split"] == split]
         self.df = df.reset_index(drop=True)

@@ -52,8 +52,33 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
+_MPI_ENV = (  # (rank, world size, local rank) as OpenMPI / MPICH-PMI launchers (mpirun in TrainJobs) set them
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),
+    ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
+)
+
+
+def adopt_mpi_env() -> None:
+    """Under mpirun, translate the MPI launcher's variables to torch's, so the world size is the real one
+    (setting defaults of RANK=0/WORLD_SIZE=1 there would give N silent single-process trainings)."""
+    if "WORLD_SIZE" in os.environ:
+        return
+    for rank, size, local in _MPI_ENV:
+        if size in os.environ:
+            os.environ["RANK"] = os.environ.get(rank, "0")
+            os.environ["WORLD_SIZE"] = os.environ[size]
+            os.environ["LOCAL_RANK"] = os.environ.get(local, "0")
+            if int(os.environ["WORLD_SIZE"]) > 1 and "MASTER_ADDR" not in os.environ:
+                raise ConfigError(
+                    f"launched by MPI with {size}={os.environ[size]} but MASTER_ADDR is not set; export "
+                    "MASTER_ADDR (the rank-0 host) and MASTER_PORT in the launcher"
+                )
+            return
+
+
 def init_parallel(ds: DeepSpeedConfig) -> ParallelContext:
     """Set up the process group (DeepSpeed) or check that we really are alone (plain)."""
+    adopt_mpi_env()
     env_world = _env_int("WORLD_SIZE", 1)
     if not ds.enabled:
         if env_world > 1:
