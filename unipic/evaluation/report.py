@@ -108,6 +108,43 @@ def _grid(bdir: Path, rows: list[dict[str, Any]], max_items: int) -> str:
     return f"<div class='grid'>{''.join(cells)}</div>"
 
 
+def _short_verdict(r: dict[str, Any]) -> str:
+    if "correct" in r:
+        return "OK" if r["correct"] else "WRONG: " + (r.get("reason") or "").split("\n")[0]
+    if "o" in r:
+        return "excluded" if r["o"] is None else f"SC {r['sc']:.0f} PQ {r['pq']:.0f} O {r['o']:.1f}"
+    if "scores" in r:
+        return "excluded" if r["scores"] is None else "/".join(f"{x:.0f}" for x in r["scores"])
+    return f"{r['score']:.2f}" if "score" in r else ""
+
+
+def write_grid_png(bdir: Path, rows: list[dict[str, Any]], max_items: int) -> Path | None:
+    """`<benchmark>/grid.png`: the first images with the prompt and the verdict under each (edits: source | output)."""
+    import numpy as np
+
+    from unipic.data.shapes.grid import image_grid, save_png, side_by_side
+
+    tiles, captions, seen = [], [], set()
+    for r in rows:
+        if r["item_id"] in seen or len(seen) >= max_items:
+            continue
+        p = image_path(bdir, r["item_id"], r.get("k", 0))
+        if not p.is_file():
+            continue
+        seen.add(r["item_id"])
+        img = np.asarray(Image.open(p).convert("RGB"))
+        src = bdir / "sources" / f"{r['item_id']}.png"
+        if src.is_file():
+            s = np.asarray(Image.open(src).convert("RGB").resize(img.shape[1::-1]))
+            img = side_by_side(s, img)
+        tiles.append(img)
+        captions.append(f"{r.get('prompt', '')} | {_short_verdict(r)}")
+    if not tiles:
+        return None
+    scale = max(1, 128 // max(t.shape[0] for t in tiles))
+    return save_png(image_grid(tiles, captions, cols=6, scale=scale), bdir / "grid.png")
+
+
 def comparison_rows(results: dict[str, Any], previous: dict[str, Any] | None, reference: dict[str, Any]
                     ) -> list[list[Any]]:
     cols = reference.get("default_comparison", [])
@@ -141,6 +178,7 @@ def write_report(path: Path, results: dict[str, Any], out_dir: Path, *, previous
         bdir = out_dir / name
         rows_file = bdir / "rows.jsonl"
         rows = [json.loads(x) for x in rows_file.read_text().splitlines()] if rows_file.is_file() else []
+        write_grid_png(bdir, rows, max_items)
         js = b.get("judge_stats")
         judge_line = (f"judge {html.escape(b['judge'].get('model', ''))}: {js['requests']} calls, {js['excluded']} "
                       f"excluded {html.escape(json.dumps({k: v for k, v in js['failures'].items() if v}))}, "
