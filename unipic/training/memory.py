@@ -1,63 +1,57 @@
-"""Up-front memory estimate of a training step, so a config that cannot fit is refused before it starts.
+"""Up-front memory estimate of a pre-training step, so a config that cannot fit is refused before it starts.
 
-Uses the model package's estimator (`unipic.models.memory`) when it offers one; otherwise a standard
-analytic estimate: fp32 weights + grads + AdamW's two moments + the EMA copy (divided by the world size
-as ZeRO partitions them), frozen encoders, and activations per transformer layer following Korthikanti
-et al. 2022 (34*S*D + 5*H*S^2 bytes per sample and layer in 16-bit; checkpointing keeps 2*S*D per layer
-plus one live layer).
+The transformer's part (weights, grads, AdamW moments, activations of the joint sequence) comes from the
+model package's estimator, `unipic.models.memory.estimate_training_memory`; this adds what the trainer
+holds besides: the fp32 EMA copy and the frozen text encoders and autoencoder.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
-from unipic.config.train import PretrainConfig, TrainerConfig
+from unipic.config.train import PretrainConfig
 
 
-def state_bytes(n_trainable: int, cfg: TrainerConfig, world_size: int = 1) -> int:
-    stage = cfg.deepspeed.zero_stage if cfg.deepspeed.enabled else 0
-    w = world_size if cfg.deepspeed.enabled else 1
-    weights = 4 * n_trainable / (w if stage >= 3 else 1)
-    grads = 4 * n_trainable / (w if stage >= 2 else 1)
-    adam = 8 * n_trainable / (w if stage >= 1 else 1)
-    ema = 4 * n_trainable if cfg.ema_decay > 0 else 0
-    return int(weights + grads + adam + ema)
+def transformer_config(model: nn.Module):
+    from unipic.config.model import TransformerConfig
+
+    fields = set(TransformerConfig.model_fields)
+    raw = {k: v for k, v in dict(model.config).items() if k in fields}
+    if "dual_attention_layers" in raw:
+        raw["dual_attention_layers"] = list(raw["dual_attention_layers"] or [])
+    return TransformerConfig.model_validate(raw)
 
 
-def activation_bytes(batch: int, seq: int, width: int, heads: int, layers: int, bytes_per: int,
-                     checkpointing: bool) -> int:
-    per_layer_full = batch * (34 * seq * width + 5 * heads * seq * seq) * bytes_per / 2
-    if checkpointing:
-        return int(layers * batch * 2 * seq * width * bytes_per / 2 + per_layer_full)
-    return int(layers * per_layer_full)
+def available_bytes(device: torch.device) -> int:
+    from unipic.models.memory import available_memory_bytes
+
+    return available_memory_bytes(device)
 
 
 def estimate_pretrain_bytes(model: nn.Module, cfg: PretrainConfig, pipe: Any, world_size: int = 1) -> int:
-    try:
-        from unipic.models import memory as model_memory  # the model engineer's estimator, when present
+    from unipic.models.memory import estimate_training_memory
 
-        fn = getattr(model_memory, "estimate_training_bytes", None)
-    except ImportError:
-        fn = None
-    c = model.config
-    side = getattr(pipe, "default_image_size", 32) // max(1, getattr(pipe, "vae_scale_factor", 1)) // c.patch_size
-    image_tokens = side * side * (2 if cfg.edit_ratio > 0 else 1)
-    text_tokens = 77 + getattr(pipe, "max_sequence_length", 256)
-    if fn is not None:
-        try:
-            return int(fn(model, batch_size=cfg.batch_size, image_tokens=image_tokens, text_tokens=text_tokens,
-                          precision=cfg.precision, gradient_checkpointing=cfg.gradient_checkpointing))
-        except TypeError:
-            pass
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    tcfg = transformer_config(model)
+    latent = getattr(pipe, "default_image_size", 32) // max(1, getattr(pipe, "vae_scale_factor", 1))
+    clip_len = getattr(getattr(pipe, "tokenizer", None), "model_max_length", 77) or 77
+    text_tokens = min(int(clip_len), 4096) + int(getattr(pipe, "max_sequence_length", 256))
+    zero = world_size if cfg.deepspeed.enabled and cfg.deepspeed.zero_stage >= 2 else 1
+    est = estimate_training_memory(
+        tcfg, batch_size=cfg.batch_size, latent_size=latent, text_tokens=text_tokens,
+        with_reference=cfg.edit_ratio > 0, dtype="float32", gradient_checkpointing=cfg.gradient_checkpointing,
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad), zero_shards=zero,
+    )
+    if cfg.precision == "bf16":  # autocast keeps activations in bf16: half the fp32 estimate
+        est_acts = est.activations_bytes // 2
+    else:
+        est_acts = est.activations_bytes
+    ema = 4 * sum(p.numel() for p in model.parameters() if p.requires_grad) if cfg.ema_decay > 0 else 0
     frozen = 0
     for name in ("vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
         mod = getattr(pipe, name, None)
         if isinstance(mod, nn.Module):
             frozen += sum(p.numel() * p.element_size() for p in mod.parameters())
-    width = c.num_attention_heads * c.attention_head_dim
-    acts = activation_bytes(cfg.batch_size, image_tokens + text_tokens, width, c.num_attention_heads, c.num_layers,
-                            2 if cfg.precision == "bf16" else 4, cfg.gradient_checkpointing)
-    return state_bytes(n_trainable, cfg, world_size) + frozen + acts
+    return est.weights_bytes + est.grads_bytes + est.optimizer_bytes + est_acts + ema + frozen

@@ -169,13 +169,17 @@ class Trainer:
         need = self.estimate_memory_bytes(model)
         if need is None:
             return
-        import psutil
+        if self.cfg.max_memory_gb:
+            limit_gb, where = self.cfg.max_memory_gb, f"{self.section}.max_memory_gb"
+        else:
+            from unipic.training.memory import available_bytes
 
-        limit_gb = self.cfg.max_memory_gb or 0.9 * psutil.virtual_memory().total / 2**30
+            device = next(model.parameters()).device
+            limit_gb, where = 0.9 * available_bytes(device) / 2**30, f"90% of the free memory on {device}"
         if need / 2**30 > limit_gb:
             raise ConfigError(
                 f"estimated peak memory {need / 2**30:.1f} GiB for {self.section}.batch_size="
-                f"{self.cfg.batch_size} exceeds the limit of {limit_gb:.1f} GiB; lower {self.section}.batch_size, "
+                f"{self.cfg.batch_size} exceeds {limit_gb:.1f} GiB ({where}); lower {self.section}.batch_size, "
                 f"set {self.section}.gradient_checkpointing=true or {self.section}.deepspeed.zero_stage=3, or "
                 f"raise {self.section}.max_memory_gb"
             )
