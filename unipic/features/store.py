@@ -145,12 +145,10 @@ class FeatureStoreClient:
         out = entity_df.reset_index(drop=True).copy()
         out["_row"] = range(len(out))
         cols = [c for c in FEATURE_COLUMNS if c in got and c not in out]
-        out = out.merge(got[["_row", *cols]], on="_row", how="left").drop(columns="_row")
-        present = got.set_index("_row")
-        out["has_features"] = [
-            bool(r in present.index and pd.notna(present.loc[r, "sharpness"])) for r in range(len(out))
-        ]
-        return out
+        out = out.merge(got[["_row", *cols]], on="_row", how="left")
+        found = set(got.loc[got["sharpness"].notna(), "_row"]) if "sharpness" in got else set()
+        out["has_features"] = out["_row"].isin(found)
+        return out.drop(columns="_row")
 
 
 def select_training_set(cfg: FeaturesConfig, sample_ids: list[str] | pd.Series,
