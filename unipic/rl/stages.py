@@ -227,3 +227,41 @@ def run_rl_stage(task: Task, cfg: RLStageConfig, grpo: GRPOConfig, work_dir: str
     artifacts["report"] = str(work_dir / "report.md")
     log.info("%s after: %s -> %s", key, after, model)
     return RLStageResult(model, before, after, result, work_dir, lineage, artifacts)
+
+
+def run_rl_for_component(task: Task, preset: str, overrides: list[str], base_model_uri: str, dataset_uri: str,
+                         dataset_rev: str, eval_dataset_uri: str, out_uri: str, work_dir: str | Path
+                         ) -> tuple[RLStageResult, dict[str, float], str]:
+    """What the KFP components run: resolve the config, run the stage, and return (result, metrics to log,
+    the Markdown report with its PNGs embedded). The default output is s3://<models>/rl-<task>/<config hash>."""
+    import base64
+
+    from unipic.config import load_config
+
+    key = f"rl.{task}"
+    sets = [str(o) for o in overrides] + [f"{key}.base_model={base_model_uri}", f"{key}.dataset={dataset_uri}"]
+    if dataset_rev:
+        sets.append(f"{key}.dataset_rev={dataset_rev}")
+    if eval_dataset_uri:
+        sets.append(f"{key}.eval_dataset={eval_dataset_uri}")
+    cfg = load_config(preset, sets)
+    uri = out_uri or f"s3://{cfg.store.buckets.models}/rl-{task}/{config_hash(getattr(cfg.rl, task))}"
+    cfg = load_config(preset, sets + [f"{key}.output={uri}"])
+    res = run_rl_stage(task, getattr(cfg.rl, task), cfg.rl.grpo, work_dir, store_cfg=cfg.store)
+    metrics: dict[str, float] = {"rounds": float(res.train.last_step)}
+    for when, scores in (("before", res.before), ("after", res.after)):
+        for kind, vals in scores.items():
+            for m in ("score", "accuracy", "cleanliness"):
+                if vals is not None:
+                    metrics[f"{when}_{kind}_{m}"] = float(vals[m])
+    records = [json.loads(x) for x in Path(res.train.metrics_path).read_text().splitlines() if x]
+    if records:
+        for k in ("reward/mean", "kl", "clipfrac", "step_time_s", "peak_rss_gb"):
+            if isinstance(records[-1].get(k), (int, float)):
+                metrics[f"last_{k.replace('/', '_')}"] = float(records[-1][k])
+    report = (Path(res.artifacts["report"]).read_text() if "report" in res.artifacts else f"# rl-{task}\n")
+    for name, path in res.artifacts.items():
+        if path.endswith(".png") and Path(path).is_file():
+            data = base64.b64encode(Path(path).read_bytes()).decode()
+            report = report.replace(f"]({Path(path).name})", f"](data:image/png;base64,{data})")
+    return res, metrics, report

@@ -1,0 +1,41 @@
+"""KFP component: PDTR stage 1, editing RL (Flow-GRPO) on the Kontext model; publishes the merged model."""
+
+from kfp import dsl
+
+from components.images import TRAIN
+
+
+@dsl.component(base_image=TRAIN, install_kfp_package=False)
+def rl_edit(
+    preset: str,
+    overrides: list,
+    base_model_uri: str,
+    dataset_uri: str,
+    dataset_rev: str,
+    eval_dataset_uri: str,
+    out_uri: str,
+    model: dsl.Output[dsl.Model],
+    metrics: dsl.Output[dsl.Metrics],
+    report: dsl.Output[dsl.Markdown],
+) -> str:
+    """Flow-GRPO from `base_model_uri` (the pre-trained model: pretrain_kontext's output) on the prompts of `dataset_uri`;
+    before/after scores of both tasks on `eval_dataset_uri` ("" = dataset_uri). Publishes the LoRA-merged pipeline
+    to `out_uri` ("" = s3://<models bucket>/rl-edit/<config hash>) and returns its URI; `model` carries the URI
+    and lineage, `metrics` the before/after scores, `report` the curves and before/after grids."""
+    import json
+    import tempfile
+
+    from unipic.rl.stages import run_rl_for_component
+
+    with tempfile.TemporaryDirectory(prefix="unipic-rl-edit-") as work:
+        res, values, text = run_rl_for_component("edit", preset, [str(o) for o in overrides], base_model_uri,
+                                                 dataset_uri, dataset_rev, eval_dataset_uri, out_uri, work)
+        model.metadata.update({"uri": res.model, **res.lineage.as_metadata()})
+        with open(model.path, "w") as f:
+            json.dump({"uri": res.model, "lineage": res.lineage.model_dump(), "before": res.before,
+                       "after": res.after}, f)
+        for name, value in values.items():
+            metrics.log_metric(name, value)
+        with open(report.path, "w") as f:
+            f.write(text)
+    return res.model
