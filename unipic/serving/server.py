@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from unipic.config.serve import ServeConfig
@@ -106,9 +107,13 @@ def build_app(model: UniPicPredictor, cfg: ServeConfig) -> FastAPI:
     app.add_api_route("/", live, methods=["GET"])
     app.add_api_route("/metrics", metrics_handler, methods=["GET"])
     app.add_api_route("/v2/health/ready", ready, methods=["GET"])
-    register_v1_endpoints(app, dataplane, None)
+
+    async def no_repository(path: str) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"error": "the model repository API is disabled here"})
+
+    app.add_api_route("/v2/repository/{path:path}", no_repository, methods=["GET", "POST"])
+    register_v1_endpoints(app, dataplane, None)  # routes registered first win: the two above shadow kserve's
     register_v2_endpoints(app, dataplane, None)
-    app.router.routes = [r for r in app.router.routes if "/repository/" not in getattr(r, "path", "")]
 
     async def request_error(_: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content=exc.to_dict())
@@ -118,7 +123,13 @@ def build_app(model: UniPicPredictor, cfg: ServeConfig) -> FastAPI:
             return JSONResponse(status_code=code, content={"error": str(exc)})
         return handler
 
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input back and fails (500) on Infinity/NaN; name the fields instead.
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"error": "; ".join(parts)[:2000] or "invalid request body"})
+
     app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(RequestValidationError, invalid_body)
     app.add_exception_handler(kerr.InvalidInput, status(400))
     app.add_exception_handler(kerr.ModelNotFound, status(404))
     app.add_exception_handler(kerr.ModelNotReady, status(503))
