@@ -87,7 +87,7 @@ class CheckpointManager:
         self.store_cfg = store_cfg
         if ctx.is_main:
             self.root.mkdir(parents=True, exist_ok=True)
-            for stale in self.root.glob(".tmp-step-*"):
+            for stale in [*self.root.glob(".tmp-step-*"), *self.root.glob(".tmp-fetch-*")]:
                 shutil.rmtree(stale, ignore_errors=True)
         barrier(ctx)
 
@@ -156,6 +156,42 @@ class CheckpointManager:
         for old in done[: max(0, len(done) - self.keep_last)]:
             shutil.rmtree(old, ignore_errors=True)
 
+    def remote_complete(self) -> list[str]:
+        """Published checkpoints under publish_uri (those with a manifest), oldest first."""
+        if not self.publish_uri:
+            return []
+        from unipic.storage import ObjectStore
+
+        found = set()
+        for obj in ObjectStore(self.store_cfg).list(self.publish_uri + "/", recursive=True):
+            parts = obj.key.rstrip("/").split("/")
+            if len(parts) >= 2 and parts[-1] == "manifest.json" and _STEP_DIR.match(parts[-2]):
+                found.add(parts[-2])
+        return [f"{self.publish_uri}/{name}" for name in sorted(found)]
+
+    def fetch_latest_remote(self) -> Path | None:
+        """Bring the newest published checkpoint into the local root (hash-verified), for a pod that restarts
+        with an empty disk. Rank 0 downloads; every rank gets the path."""
+        from unipic.training.parallel import broadcast_object
+
+        path = None
+        if self.ctx.is_main:
+            remote = self.remote_complete()
+            if remote:
+                from unipic.storage import ObjectStore
+
+                name = remote[-1].rsplit("/", 1)[-1]
+                tmp = self.root / f".tmp-fetch-{name}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                ObjectStore(self.store_cfg).fetch(remote[-1], tmp)
+                final = self.root / name
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.replace(final)
+                log.info("fetched checkpoint %s from %s", name, remote[-1])
+                path = str(final)
+        path = broadcast_object(path, self.ctx)
+        return Path(path) if path else None
+
     def _publish(self, path: Path, step: int, meta: dict[str, Any]) -> None:
         from unipic.storage import ObjectStore
 
@@ -163,6 +199,11 @@ class CheckpointManager:
         ObjectStore(self.store_cfg).publish_dir(path, uri, metadata={"kind": "checkpoint", "step": step,
                                                                      **meta.get("metadata", {})})
         log.info("checkpoint step %d published to %s", step, uri)
+        store = ObjectStore(self.store_cfg)
+        remote = self.remote_complete()
+        for old in remote[: max(0, len(remote) - self.keep_last)]:
+            store.delete(old + "/manifest.json")  # unpublish first: a reader never sees a half-deleted one
+            store.delete_prefix(old + "/")
 
     def load(self, path: Path, engine: Engine) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
         """Verify, then restore the engine; return (this rank's trainer state, rank-0 tensor files)."""

@@ -230,8 +230,11 @@ class Trainer:
             return self.checkpoints.save(self.step, self.engine, state, tensors, self.checkpoint_metadata())
 
     def resume(self, path: Path | None = None) -> bool:
-        """Restore everything from `path` or the latest complete checkpoint. False when there is none."""
+        """Restore everything from `path`, else the latest complete local checkpoint, else the latest one
+        published under `checkpoint_uri` (fetched and verified). False when there is none."""
         path = path or self.checkpoints.latest()
+        if path is None and self.checkpoints.publish_uri:
+            path = self.checkpoints.fetch_latest_remote()
         if path is None:
             log.info("no checkpoint under %s: starting from step 0", self.checkpoints.root)
             return False
