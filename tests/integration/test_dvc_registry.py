@@ -76,6 +76,27 @@ def test_dead_store_during_push_leaves_no_tag_and_rerun_completes(tmp_path: Path
     assert tree_hashes(good.pull(v.tag, tmp_path / "out")) == tree_hashes(d1)
 
 
+def test_registry_behind_a_git_remote(tmp_path: Path, store_config: StoreConfig) -> None:
+    """Cluster shape: the registry is a git remote; a second, fresh clone sees and restores the version."""
+    import subprocess
+
+    bare = tmp_path / "registry.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    cfg = RegistryConfig(path=tmp_path / "clone1", git_remote=str(bare), remote_prefix=f"t-{tmp_path.name}")
+    d1 = make_dataset(tmp_path / "d1", 3)
+    v = DataRegistry(cfg, store_config).add_version(d1, "from pod 1")
+    other = DataRegistry(cfg.model_copy(update={"path": tmp_path / "clone2"}), store_config)
+    other.ensure()
+    assert [(x.tag, x.rev, x.md5) for x in other.versions()] == [(v.tag, v.rev, v.md5)]
+    assert v.repo == str(bare)
+    assert tree_hashes(other.pull(v.tag, tmp_path / "out")) == tree_hashes(d1)
+    d2 = make_dataset(tmp_path / "d2", 4)
+    assert other.add_version(d2).tag == "curated-v2"
+    first = DataRegistry(cfg, store_config)
+    first.ensure()  # pulls the new commit and tag
+    assert [x.tag for x in first.versions()] == ["curated-v1", "curated-v2"]
+
+
 def test_registry_refuses_the_project_repo(store_config: StoreConfig) -> None:
     with pytest.raises(DataError, match="separate git repo"):
         DataRegistry(RegistryConfig(path=Path(__file__).resolve().parents[2]), store_config)

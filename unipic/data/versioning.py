@@ -108,10 +108,12 @@ class DataRegistry:
         if not (self.root / ".git").exists():
             self.root.parent.mkdir(parents=True, exist_ok=True)
             if self.cfg.git_remote:
-                self._run("git", "clone", self.cfg.git_remote, str(self.root), cwd=self.root.parent)
+                self._run("git", "clone", "-q", self.cfg.git_remote, str(self.root), cwd=self.root.parent)
             else:
                 self.root.mkdir(parents=True, exist_ok=True)
                 self._git("init", "-q", "-b", "main")
+        elif self.cfg.git_remote and self._git("rev-parse", "--verify", "-q", "HEAD", check=False):
+            self._git("pull", "-q", "--ff-only", "--tags", "origin", self._git("branch", "--show-current"))
         if not (self.root / ".dvc").exists():
             self._run("dvc", "init", "-q")
             self._run("dvc", "config", "core.autostage", "false")
