@@ -62,8 +62,14 @@ def test_bad_input_is_refused():
 
 def test_autoencoder_kl_path(tmp_path):
     """The base preset's kind: a tiny AutoencoderKL through the same helpers, saved and reloaded."""
-    cfg = AutoencoderConfig(kind="kl", latent_channels=4, block_out_channels=[8, 16], norm_num_groups=4,
-                            scaling_factor=1.5305, shift_factor=0.0609)
+    cfg = AutoencoderConfig(
+        kind="kl",
+        latent_channels=4,
+        block_out_channels=[8, 16],
+        norm_num_groups=4,
+        scaling_factor=1.5305,
+        shift_factor=0.0609,
+    )
     torch.manual_seed(0)
     vae = build_autoencoder(cfg).eval()
     assert downsample_factor(vae) == cfg.downsample == 2 and latent_channels(vae) == cfg.channels == 4

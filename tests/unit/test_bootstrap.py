@@ -13,8 +13,17 @@ from unipic.models.bootstrap import bootstrap_base_model, read_model_card
 from unipic.models.errors import ModelError
 from unipic.pipelines import UniPicKontextPipeline
 
-LAYOUT = {"transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3", "tokenizer", "tokenizer_2",
-          "tokenizer_3", "scheduler"}
+LAYOUT = {
+    "transformer",
+    "vae",
+    "text_encoder",
+    "text_encoder_2",
+    "text_encoder_3",
+    "tokenizer",
+    "tokenizer_2",
+    "tokenizer_3",
+    "scheduler",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +44,10 @@ def test_layout_and_safetensors_only(boot, ci_model):
     assert not [p for p in boot.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
     assert (boot / "transformer" / "diffusion_pytorch_model.safetensors").is_file()
     sched = json.loads((boot / "scheduler" / "scheduler_config.json").read_text())
-    assert sched["_class_name"] == "FlowMatchEulerDiscreteScheduler" and sched["shift"] == ci_model.scheduler_shift
+    assert (
+        sched["_class_name"] == "FlowMatchEulerDiscreteScheduler"
+        and sched["shift"] == ci_model.scheduler_shift
+    )
     card = read_model_card(boot)
     assert card["kind"] == "bootstrap" and card["model"]["transformer"]["num_layers"] == 2
     assert not list(boot.parent.glob(".model.tmp-*"))
@@ -50,7 +62,9 @@ def test_deterministic_in_seed(tmp_path, boot, ci_model):
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a)
         assert any(not torch.equal(a[k], c[k]) for k in a if a[k].abs().sum() > 0)
-    assert (boot / "tokenizer" / "tokenizer.json").read_text() == (again / "tokenizer" / "tokenizer.json").read_text()
+    assert (boot / "tokenizer" / "tokenizer.json").read_text() == (
+        again / "tokenizer" / "tokenizer.json"
+    ).read_text()
 
 
 def test_refuses_to_overwrite(boot, ci_model):
@@ -60,6 +74,10 @@ def test_refuses_to_overwrite(boot, ci_model):
 
 def test_loads_and_generates(boot, ci_model):
     pipe = UniPicKontextPipeline.from_pretrained(boot)
-    assert sum(p.numel() for p in pipe.transformer.parameters()) == read_model_card(boot)["transformer_params"]
-    out = pipe("a red circle", num_inference_steps=2, output_type="pt", generator=torch.Generator().manual_seed(0))
+    assert (
+        sum(p.numel() for p in pipe.transformer.parameters()) == read_model_card(boot)["transformer_params"]
+    )
+    out = pipe(
+        "a red circle", num_inference_steps=2, output_type="pt", generator=torch.Generator().manual_seed(0)
+    )
     assert out.images.shape == (1, 3, ci_model.image_size, ci_model.image_size)

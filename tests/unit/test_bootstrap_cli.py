@@ -1,4 +1,4 @@
-"""`unipic models bootstrap|info|convert|memory`, `unipic generate`, `unipic edit` end to end on the ci preset."""
+"""`unipic models bootstrap|info|convert|memory`, `unipic generate`, `unipic edit` on the ci preset."""
 
 from __future__ import annotations
 
@@ -47,8 +47,23 @@ def test_info_reports_architecture(cli, model_dir):
 
 def test_generate_writes_pngs_and_grid(cli, model_dir, tmp_path):
     out = tmp_path / "gen"
-    cli("generate", "--model", str(model_dir), "--prompt", "a red circle", "--prompt", "a blue square",
-        "--n", "2", "--steps", "2", "--seed", "3", "--out", str(out))
+    cli(
+        "generate",
+        "--model",
+        str(model_dir),
+        "--prompt",
+        "a red circle",
+        "--prompt",
+        "a blue square",
+        "--n",
+        "2",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    )
     pngs = sorted(p.name for p in out.glob("image-*.png"))
     assert pngs == [f"image-{i:03d}.png" for i in range(4)]
     assert Image.open(out / "image-000.png").size == (32, 32)
@@ -56,8 +71,19 @@ def test_generate_writes_pngs_and_grid(cli, model_dir, tmp_path):
     record = json.loads((out / "images.json").read_text())
     assert record["prompts"] == ["a red circle", "a blue square"] and record["seed"] == 3
     again = tmp_path / "again"
-    cli("generate", "--model", str(model_dir), "--prompt", "a red circle", "--steps", "2", "--seed", "3",
-        "--out", str(again))
+    cli(
+        "generate",
+        "--model",
+        str(model_dir),
+        "--prompt",
+        "a red circle",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        str(again),
+    )
     assert (again / "image-000.png").read_bytes() == (out / "image-000.png").read_bytes()
     assert not (again / "grid.png").exists()
 
@@ -68,8 +94,19 @@ def test_edit_writes_result_and_grid_with_source(cli, model_dir, tmp_path):
     im.paste(Image.new("RGB", (8, 8), "red"), (4, 4))
     im.save(src)
     out = tmp_path / "edit"
-    cli("edit", "--model", str(model_dir), "--image", str(src), "--instruction", "make the square blue",
-        "--steps", "2", "--out", str(out))
+    cli(
+        "edit",
+        "--model",
+        str(model_dir),
+        "--image",
+        str(src),
+        "--instruction",
+        "make the square blue",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+    )
     assert [p.name for p in out.glob("image-*.png")] == ["image-000.png"]
     assert Image.open(out / "grid.png").size[0] >= 2 * 32
 
@@ -85,10 +122,13 @@ def test_convert_and_memory(cli, model_dir, tmp_path):
 @pytest.mark.slow
 def test_expected_failures_are_one_line(model_dir, tmp_path):
     def unipic(*args):
-        return subprocess.run([sys.executable, "-m", "unipic.cli.main", *args], capture_output=True, text=True,
-                              timeout=180)
+        return subprocess.run(
+            [sys.executable, "-m", "unipic.cli.main", *args], capture_output=True, text=True, timeout=180
+        )
 
     r = unipic("models", "bootstrap", "-p", "ci", "--out", str(model_dir))
     assert r.returncode == 2 and "not empty" in r.stderr and "Traceback" not in r.stderr
-    r = unipic("generate", "--model", str(model_dir), "--prompt", "x", "--size", "30", "--out", str(tmp_path / "o"))
+    r = unipic(
+        "generate", "--model", str(model_dir), "--prompt", "x", "--size", "30", "--out", str(tmp_path / "o")
+    )
     assert r.returncode == 2 and "multiple of 4" in r.stderr and "Traceback" not in r.stderr

@@ -26,5 +26,7 @@ def test_publish_to_store_and_load(store, store_config, tmp_path):
     with pytest.raises(ModelError, match="already published"):
         bootstrap_and_publish(cfg, uri, store_config)
     pipe = load_pipeline(uri, store_config, cache_dir=tmp_path / "cache")
-    out = pipe("a red circle", num_inference_steps=2, output_type="pt", generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        "a red circle", num_inference_steps=2, output_type="pt", generator=torch.Generator().manual_seed(0)
+    )
     assert out.images.shape == (1, 3, 32, 32)

@@ -10,11 +10,23 @@ from unipic.config.model import TransformerConfig
 from unipic.models.convert import convert_transformer, load_kontext_transformer
 from unipic.models.errors import ModelInputError, ModelLoadError
 from unipic.models.factory import build_transformer, count_parameters
-from unipic.models.kontext import SD3KontextTransformer, init_adaln_zero
+from unipic.models.kontext import SD3KontextTransformer
 
-TINY = dict(sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=2,
-            joint_attention_dim=24, caption_projection_dim=32, pooled_projection_dim=12, out_channels=4,
-            pos_embed_max_size=8, dual_attention_layers=(0,), qk_norm="rms_norm")
+TINY = dict(
+    sample_size=8,
+    patch_size=2,
+    in_channels=4,
+    num_layers=2,
+    attention_head_dim=16,
+    num_attention_heads=2,
+    joint_attention_dim=24,
+    caption_projection_dim=32,
+    pooled_projection_dim=12,
+    out_channels=4,
+    pos_embed_max_size=8,
+    dual_attention_layers=(0,),
+    qk_norm="rms_norm",
+)
 
 
 def _inputs(b=2, h=8, w=8, seed=0):
@@ -146,7 +158,9 @@ def test_convert_refuses_mismatched_weights(tmp_path):
     state.pop("context_embedder.bias")
     state["extra.weight"] = torch.zeros(1)
     save_file(state, weights)
-    with pytest.raises(ModelLoadError, match=r"missing keys \['context_embedder.bias'\].*unexpected keys \['extra"):
+    with pytest.raises(
+        ModelLoadError, match=r"missing keys \['context_embedder.bias'\].*unexpected keys \['extra"
+    ):
         load_kontext_transformer(tmp_path / "t")
     cfg = tmp_path / "t" / "config.json"
     cfg.write_text(cfg.read_text().replace('"num_layers": 2', '"num_layers": 3'))
@@ -157,9 +171,15 @@ def test_convert_refuses_mismatched_weights(tmp_path):
 
 
 def test_adaln_zero_init_outputs_zero_and_still_learns():
-    model = build_transformer(TransformerConfig(sample_size=8, in_channels=12, pos_embed_max_size=8), init="adaln_zero")
-    x = dict(hidden_states=torch.randn(2, 12, 8, 8), encoder_hidden_states=torch.randn(2, 5, 64),
-             pooled_projections=torch.randn(2, 64), timestep=torch.tensor([10.0, 500.0]))
+    model = build_transformer(
+        TransformerConfig(sample_size=8, in_channels=12, pos_embed_max_size=8), init="adaln_zero"
+    )
+    x = dict(
+        hidden_states=torch.randn(2, 12, 8, 8),
+        encoder_hidden_states=torch.randn(2, 5, 64),
+        pooled_projections=torch.randn(2, 64),
+        timestep=torch.tensor([10.0, 500.0]),
+    )
     out = model(**x).sample
     assert torch.count_nonzero(out) == 0
     (out - 1).square().mean().backward()
@@ -173,4 +193,3 @@ def test_preset_transformer_sizes():
     smoke = count_parameters(build_transformer(load_config("smoke").model.transformer))
     assert 0.5e6 < ci < 2e6, ci
     assert 7e6 < smoke < 12e6, smoke
-    init_adaln_zero  # exported for the trainer

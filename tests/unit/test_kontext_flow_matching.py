@@ -25,7 +25,9 @@ def test_flow_sigmas_match_scheduler(steps, shift):
     s = FlowMatchEulerDiscreteScheduler(shift=shift)
     s.set_timesteps(steps)
     torch.testing.assert_close(flow_sigmas(steps, shift), s.sigmas, rtol=0, atol=1e-6)
-    torch.testing.assert_close(sigma_to_timestep(flow_sigmas(steps, shift)[:-1]), s.timesteps, rtol=0, atol=1e-3)
+    torch.testing.assert_close(
+        sigma_to_timestep(flow_sigmas(steps, shift)[:-1]), s.timesteps, rtol=0, atol=1e-3
+    )
 
 
 def test_dynamic_shift_matches_scheduler():

@@ -39,13 +39,25 @@ def test_estimate_scales_and_refuses():
     assert edit.activations_bytes > big.activations_bytes
     assert ckpt.activations_bytes < big.activations_bytes
     check_fits(big, available_bytes=8 * 2**30)
-    base = estimate_training_memory(load_config("base").model.transformer, batch_size=4, latent_size=64,
-                                    text_tokens=333, with_reference=True, dtype="bf16")
+    base = estimate_training_memory(
+        load_config("base").model.transformer,
+        batch_size=4,
+        latent_size=64,
+        text_tokens=333,
+        with_reference=True,
+        dtype="bf16",
+    )
     assert base.total_bytes > 24 * 2**30  # notes/feas_ml.md §7: full SD3.5-M training does not fit 24 GB
     with pytest.raises(MemoryBudgetError, match=r"needs about .* GiB.*smaller preset"):
         check_fits(base, available_bytes=24 * 2**30)
-    lora = estimate_training_memory(load_config("base").model.transformer, batch_size=1, latent_size=64,
-                                    text_tokens=333, dtype="bf16", trainable_params=10_000_000)
+    lora = estimate_training_memory(
+        load_config("base").model.transformer,
+        batch_size=1,
+        latent_size=64,
+        text_tokens=333,
+        dtype="bf16",
+        trainable_params=10_000_000,
+    )
     assert lora.optimizer_bytes < base.optimizer_bytes / 100
     with pytest.raises(MemoryBudgetError, match="unknown dtype"):
         estimate_training_memory(cfg, batch_size=1, dtype="int3", **kw)

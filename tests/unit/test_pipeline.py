@@ -1,4 +1,4 @@
-"""UniPicKontextPipeline on a tiny random model: shapes, determinism, batch independence, editing, save/load."""
+"""UniPicKontextPipeline on a tiny random model: shapes, determinism, batches, editing, save/load."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def _source(color="red") -> Image.Image:
 
 
 def test_t2i_output_types_and_shapes(pipe):
-    pt = pipe(["a red circle", "a blue square"], num_inference_steps=STEPS, generator=_gen(0), output_type="pt").images
+    pt = pipe(
+        ["a red circle", "a blue square"], num_inference_steps=STEPS, generator=_gen(0), output_type="pt"
+    ).images
     assert pt.shape == (2, 3, 32, 32) and pt.dtype == torch.float32
     assert 0.0 <= pt.min() and pt.max() <= 1.0
     arr = pipe("a red circle", num_inference_steps=STEPS, generator=_gen(0), output_type="np").images
@@ -57,8 +59,12 @@ def test_fixed_seed_is_deterministic_and_seeds_differ(pipe):
 
 def test_batch_independence(pipe):
     """Image i of a batch equals the image made alone with the same generator."""
-    batch = pipe(["a red circle", "a blue square"], num_inference_steps=STEPS,
-                 generator=[_gen(3), _gen(4)], output_type="pt").images
+    batch = pipe(
+        ["a red circle", "a blue square"],
+        num_inference_steps=STEPS,
+        generator=[_gen(3), _gen(4)],
+        output_type="pt",
+    ).images
     alone = pipe(["a blue square"], num_inference_steps=STEPS, generator=[_gen(4)], output_type="pt").images
     torch.testing.assert_close(batch[1], alone[0], rtol=0, atol=1e-5)
 
@@ -81,13 +87,21 @@ def test_edit_uses_the_reference(pipe):
     assert torch.equal(red, red2)
     assert (red - green).abs().max() > 1e-3
     assert (red - t2i).abs().max() > 1e-3
-    ig = pipe("make the square blue", image=_source("red"), generator=_gen(6), image_guidance_scale=1.5, **kw).images
+    ig = pipe(
+        "make the square blue", image=_source("red"), generator=_gen(6), image_guidance_scale=1.5, **kw
+    ).images
     assert (ig - red).abs().max() > 1e-4
 
 
 def test_edit_batch_with_one_source_per_instruction(pipe):
-    out = pipe(["make it blue", "make it green"], image=[_source("red"), _source("blue")],
-               num_inference_steps=STEPS, generator=_gen(7), output_type="pt", num_images_per_prompt=2).images
+    out = pipe(
+        ["make it blue", "make it green"],
+        image=[_source("red"), _source("blue")],
+        num_inference_steps=STEPS,
+        generator=_gen(7),
+        output_type="pt",
+        num_images_per_prompt=2,
+    ).images
     assert out.shape == (4, 3, 32, 32)
     with pytest.raises(ModelInputError, match="3 source images for 2 instructions"):
         pipe(["a", "b"], image=[_source()] * 3, num_inference_steps=1)
@@ -145,13 +159,22 @@ def test_save_and_load_full_pipeline(tmp_path, pipe):
 def test_pipeline_with_autoencoder_kl_and_without_t5():
     """The base preset's shape of pipeline (AutoencoderKL, 8x down) at toy width; T5 slot left empty."""
     cfg = ModelConfig(
-        init="diffusers", image_size=32,
+        init="diffusers",
+        image_size=32,
         transformer=dict(sample_size=4, in_channels=4, out_channels=4, pos_embed_max_size=8),
-        autoencoder=dict(kind="kl", latent_channels=4, block_out_channels=[8, 8, 8, 8], norm_num_groups=4,
-                         scaling_factor=1.5305, shift_factor=0.0609),
+        autoencoder=dict(
+            kind="kl",
+            latent_channels=4,
+            block_out_channels=[8, 8, 8, 8],
+            norm_num_groups=4,
+            scaling_factor=1.5305,
+            shift_factor=0.0609,
+        ),
         text=dict(use_t5=False, clip_max_length=16, t5_max_length=8),
     )
     p = build_pipeline(cfg)
     assert p.vae_scale_factor == 8 and p.size_multiple == 16
-    out = p("make it blue", image=_source(), num_inference_steps=2, generator=_gen(0), output_type="pt").images
+    out = p(
+        "make it blue", image=_source(), num_inference_steps=2, generator=_gen(0), output_type="pt"
+    ).images
     assert out.shape == (1, 3, 32, 32)

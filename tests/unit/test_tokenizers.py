@@ -80,8 +80,9 @@ def test_encode_prompt_matches_stable_diffusion3_pipeline(stack):
     embeds, pooled = encode_prompt(s.as_dict(), prompts, max_sequence_length=12, joint_attention_dim=64)
     assert embeds.shape == (2, 16 + 12, 64) and pooled.shape == (2, 64)
     sd3 = StableDiffusion3Pipeline(transformer=None, scheduler=None, vae=None, **s.as_dict())
-    ref_embeds, _, ref_pooled, _ = sd3.encode_prompt(prompts, prompts, prompts, do_classifier_free_guidance=False,
-                                                     max_sequence_length=12, device="cpu")
+    ref_embeds, _, ref_pooled, _ = sd3.encode_prompt(
+        prompts, prompts, prompts, do_classifier_free_guidance=False, max_sequence_length=12, device="cpu"
+    )
     torch.testing.assert_close(embeds, ref_embeds)
     torch.testing.assert_close(pooled, ref_pooled)
     assert torch.count_nonzero(embeds[:, :16, 64:]) == 0

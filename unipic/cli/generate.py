@@ -12,18 +12,37 @@ import typer
 
 from unipic.cli.common import PresetOpt, SetOpt, make_config
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model folder or s3:// URI (a diffusers folder).")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for the PNGs, grid.png and images.json.")]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Model folder or s3:// URI (a diffusers folder).")
+]
+OutOpt = Annotated[
+    Path, typer.Option("--out", "-o", help="Directory for the PNGs, grid.png and images.json.")
+]
 NOpt = Annotated[int, typer.Option("--n", min=1, help="Images per prompt.")]
 StepsOpt = Annotated[int, typer.Option("--steps", min=1, help="Euler steps.")]
-GuidanceOpt = Annotated[float, typer.Option("--guidance", help="Text classifier-free guidance scale (1 = off).")]
+GuidanceOpt = Annotated[
+    float, typer.Option("--guidance", help="Text classifier-free guidance scale (1 = off).")
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed; image i uses seed + i.")]
-SizeOpt = Annotated[int | None, typer.Option("--size", help="Square image side in px (default: the model's).")]
+SizeOpt = Annotated[
+    int | None, typer.Option("--size", help="Square image side in px (default: the model's).")
+]
 
 
-def _run(model: str, prompts: list[str], out: Path, n: int, steps: int, guidance: float, seed: int,
-         size: int | None, preset: str, sets: list[str] | None, image: Path | None = None,
-         image_guidance: float = 1.0) -> None:
+def _run(
+    model: str,
+    prompts: list[str],
+    out: Path,
+    n: int,
+    steps: int,
+    guidance: float,
+    seed: int,
+    size: int | None,
+    preset: str,
+    sets: list[str] | None,
+    image: Path | None = None,
+    image_guidance: float = 1.0,
+) -> None:
     import torch
     from PIL import Image
 
@@ -42,13 +61,32 @@ def _run(model: str, prompts: list[str], out: Path, n: int, steps: int, guidance
     pipe = load_pipeline(model, cfg.store)
     total = len(prompts) * n
     generators = [torch.Generator().manual_seed(seed + i) for i in range(total)]
-    result = pipe(prompts, image=source, height=size, width=size, num_inference_steps=steps,
-                  guidance_scale=guidance, image_guidance_scale=image_guidance, num_images_per_prompt=n,
-                  generator=generators, output_type="pil", show_progress=True)
+    result = pipe(
+        prompts,
+        image=source,
+        height=size,
+        width=size,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        image_guidance_scale=image_guidance,
+        num_images_per_prompt=n,
+        generator=generators,
+        output_type="pil",
+        show_progress=True,
+    )
     labels = [p for p in prompts for _ in range(n)]
     images = list(result.images)
-    record = dict(model=model, prompts=prompts, n=n, steps=steps, guidance=guidance, seed=seed, size=size,
-                  image=str(image) if image else None, image_guidance=image_guidance)
+    record = dict(
+        model=model,
+        prompts=prompts,
+        n=n,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        size=size,
+        image=str(image) if image else None,
+        image_guidance=image_guidance,
+    )
     paths = save_images(images, out, labels=labels, record=record, grid_first=source)
     for p in paths:
         typer.echo(str(p))
@@ -80,12 +118,26 @@ def edit(
     n: NOpt = 1,
     steps: StepsOpt = 20,
     guidance: GuidanceOpt = 4.0,
-    image_guidance: Annotated[float, typer.Option("--image-guidance", help="Image guidance (1 = off).")] = 1.0,
+    image_guidance: Annotated[
+        float, typer.Option("--image-guidance", help="Image guidance (1 = off).")
+    ] = 1.0,
     seed: SeedOpt = 0,
     size: SizeOpt = None,
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
 ) -> None:
     """Instruction editing: the source is the reference image; output PNGs (source first in grid.png)."""
-    _run(model, list(instruction), out, n, steps, guidance, seed, size, preset, set_, image=image,
-         image_guidance=image_guidance)
+    _run(
+        model,
+        list(instruction),
+        out,
+        n,
+        steps,
+        guidance,
+        seed,
+        size,
+        preset,
+        set_,
+        image=image,
+        image_guidance=image_guidance,
+    )

@@ -10,7 +10,9 @@ import typer
 
 from unipic.cli.common import PresetOpt, SetOpt, make_config
 
-app = typer.Typer(help="Create, convert and inspect UniPic2-SD3.5M-Kontext model folders.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, convert and inspect UniPic2-SD3.5M-Kontext model folders.", no_args_is_help=True
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")]
@@ -18,7 +20,9 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-e
 
 @app.command("bootstrap")
 def bootstrap_cmd(
-    out: Annotated[str, typer.Option("--out", "-o", help="Output folder or s3:// URI (published with a manifest).")],
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Output folder or s3:// URI (published with a manifest).")
+    ],
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
     overwrite: OverwriteOpt = False,
@@ -28,8 +32,13 @@ def bootstrap_cmd(
     from unipic.models.bootstrap import bootstrap_and_publish
 
     cfg = make_config(preset, set_)
-    where = bootstrap_and_publish(cfg.model, out, cfg.store, overwrite=overwrite,
-                                  metadata={"preset": cfg.preset, "model_config_hash": config_hash(cfg.model)})
+    where = bootstrap_and_publish(
+        cfg.model,
+        out,
+        cfg.store,
+        overwrite=overwrite,
+        metadata={"preset": cfg.preset, "model_config_hash": config_hash(cfg.model)},
+    )
     typer.echo(where)
 
 
@@ -75,8 +84,9 @@ def memory_cmd(
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
-    text_tokens: Annotated[int, typer.Option("--text-tokens",
-                                             help="Default (-1): the preset's CLIP + T5 lengths.")] = -1,
+    text_tokens: Annotated[
+        int, typer.Option("--text-tokens", help="Default (-1): the preset's CLIP + T5 lengths.")
+    ] = -1,
     edit: Annotated[bool, typer.Option("--edit", help="Count reference tokens (editing batches).")] = False,
     dtype: Annotated[str, typer.Option("--dtype")] = "float32",
     checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
@@ -88,12 +98,21 @@ def memory_cmd(
     cfg = make_config(preset, set_)
     m = cfg.model
     tokens = text_tokens if text_tokens >= 0 else m.text.clip_max_length + m.text.t5_max_length
-    est = estimate_training_memory(m.transformer, batch_size=batch_size, latent_size=m.latent_size,
-                                   text_tokens=tokens, with_reference=edit, dtype=dtype,
-                                   gradient_checkpointing=checkpointing)
+    est = estimate_training_memory(
+        m.transformer,
+        batch_size=batch_size,
+        latent_size=m.latent_size,
+        text_tokens=tokens,
+        with_reference=edit,
+        dtype=dtype,
+        gradient_checkpointing=checkpointing,
+    )
     avail = available_memory_bytes()
     if as_json:
         typer.echo(json.dumps({**est.as_dict(), "available_bytes": avail}, indent=2))
         return
     typer.echo(est.describe())
-    typer.echo(f"available here: {avail / 2**30:.1f} GiB -> {'fits' if est.total_bytes < 0.9 * avail else 'DOES NOT FIT'}")
+    typer.echo(
+        f"available here: {avail / 2**30:.1f} GiB -> "
+        f"{'fits' if est.total_bytes < 0.9 * avail else 'DOES NOT FIT'}"
+    )

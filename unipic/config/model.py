@@ -23,7 +23,7 @@ from unipic.config.base import Section
 
 
 class TransformerConfig(Section):
-    """Arguments of `SD3KontextTransformer` (= diffusers `SD3Transformer2DModel` + the reference embedding)."""
+    """Arguments of `SD3KontextTransformer` (diffusers `SD3Transformer2DModel` + the reference embedding)."""
 
     sample_size: int = Field(default=16, ge=1, description="default latent side (image_size / downsample)")
     patch_size: int = Field(default=2, ge=1)
@@ -35,7 +35,9 @@ class TransformerConfig(Section):
     joint_attention_dim: int = Field(default=64, ge=1, description="text embedding width (= T5 d_model)")
     caption_projection_dim: int = Field(default=128, ge=1, description="must equal heads * head_dim")
     pooled_projection_dim: int = Field(default=64, ge=1, description="= CLIP-L + CLIP-G projection dims")
-    pos_embed_max_size: int = Field(default=16, ge=1, description="largest token grid side (target or reference)")
+    pos_embed_max_size: int = Field(
+        default=16, ge=1, description="largest token grid side (target or reference)"
+    )
     dual_attention_layers: list[int] = Field(default_factory=list, description="MMDiT-X blocks with attn2")
     qk_norm: Literal["rms_norm"] | None = None
     use_ref_type_embed: bool = Field(
@@ -58,7 +60,9 @@ class TransformerConfig(Section):
         if bad:
             raise ValueError(f"dual_attention_layers {bad} out of range for num_layers={self.num_layers}")
         if self.sample_size % self.patch_size:
-            raise ValueError(f"sample_size ({self.sample_size}) must be a multiple of patch_size ({self.patch_size})")
+            raise ValueError(
+                f"sample_size ({self.sample_size}) must be a multiple of patch_size ({self.patch_size})"
+            )
         if self.sample_size // self.patch_size > self.pos_embed_max_size:
             raise ValueError(
                 f"sample_size/patch_size ({self.sample_size // self.patch_size}) exceeds pos_embed_max_size "
@@ -79,7 +83,9 @@ class AutoencoderConfig(Section):
     as in SD3, for both kinds."""
 
     kind: Literal["pixel_unshuffle", "kl"] = "pixel_unshuffle"
-    factor: int = Field(default=2, ge=1, description="pixel_unshuffle downsampling r (latent = 3*r*r channels)")
+    factor: int = Field(
+        default=2, ge=1, description="pixel_unshuffle downsampling r (latent = 3*r*r channels)"
+    )
     image_channels: int = 3
     scaling_factor: float = Field(default=1.0, gt=0)
     shift_factor: float = 0.0
@@ -94,7 +100,9 @@ class AutoencoderConfig(Section):
 
     @property
     def channels(self) -> int:
-        return self.image_channels * self.factor**2 if self.kind == "pixel_unshuffle" else self.latent_channels
+        return (
+            self.image_channels * self.factor**2 if self.kind == "pixel_unshuffle" else self.latent_channels
+        )
 
 
 class ClipConfig(Section):
@@ -120,18 +128,24 @@ class TextConfig(Section):
     clip_l: ClipConfig = Field(default_factory=ClipConfig)
     clip_g: ClipConfig = Field(default_factory=ClipConfig)
     t5: T5Config = Field(default_factory=T5Config)
-    use_t5: bool = Field(default=True, description="False: no text_encoder_3; the T5 part of the prompt is zeros")
+    use_t5: bool = Field(
+        default=True, description="False: no text_encoder_3; the T5 part of the prompt is zeros"
+    )
     clip_max_length: int = Field(default=77, ge=4, description="CLIP tokens (SD3: 77)")
     t5_max_length: int = Field(default=256, ge=4, description="T5 tokens (SD3: max_sequence_length 256)")
-    clip_vocab_size: int = Field(default=700, ge=514, description="byte vocab (514) + merges learned on captions")
+    clip_vocab_size: int = Field(
+        default=700, ge=514, description="byte vocab (514) + merges learned on captions"
+    )
     t5_vocab_size: int = Field(default=200, ge=100)
-    train_tokenizers: bool = Field(default=True, description="learn BPE merges / unigram pieces on ShapesWorld words")
+    train_tokenizers: bool = Field(
+        default=True, description="learn BPE merges / unigram pieces on ShapesWorld words"
+    )
 
 
 class ModelConfig(Section):
     base_model: str | None = Field(
         default=None,
-        description="diffusers folder or s3:// URI to start from; None = `unipic models bootstrap` random init",
+        description="diffusers folder or s3:// URI to start from; None = random init (`models bootstrap`)",
     )
     image_size: int = Field(default=32, ge=8, description="default generated image side in pixels")
     seed: int = 0
@@ -139,7 +153,9 @@ class ModelConfig(Section):
         default="adaln_zero",
         description="adaln_zero zeroes block modulations and proj_out (DiT); what trained in the notes",
     )
-    scheduler_shift: float = Field(default=3.0, gt=0, description="FlowMatchEulerDiscreteScheduler shift (SD3: 3.0)")
+    scheduler_shift: float = Field(
+        default=3.0, gt=0, description="FlowMatchEulerDiscreteScheduler shift (SD3: 3.0)"
+    )
     transformer: TransformerConfig = Field(default_factory=TransformerConfig)
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     text: TextConfig = Field(default_factory=TextConfig)
@@ -154,7 +170,9 @@ class ModelConfig(Section):
             )
         step = ae.downsample * t.patch_size
         if self.image_size % step:
-            raise ValueError(f"image_size ({self.image_size}) must be a multiple of downsample*patch ({step})")
+            raise ValueError(
+                f"image_size ({self.image_size}) must be a multiple of downsample*patch ({step})"
+            )
         if self.image_size // step > t.pos_embed_max_size:
             raise ValueError(
                 f"image_size {self.image_size} gives a {self.image_size // step}-token grid side, over "
@@ -162,16 +180,20 @@ class ModelConfig(Section):
             )
         width = tx.clip_l.hidden_size + tx.clip_g.hidden_size
         if tx.use_t5 and tx.t5.d_model != t.joint_attention_dim:
-            raise ValueError(f"text.t5.d_model ({tx.t5.d_model}) must equal joint_attention_dim ({t.joint_attention_dim})")
+            raise ValueError(
+                f"text.t5.d_model ({tx.t5.d_model}) must equal joint_attention_dim ({t.joint_attention_dim})"
+            )
         if width > t.joint_attention_dim:
             raise ValueError(
-                f"CLIP-L + CLIP-G hidden sizes ({width}) exceed joint_attention_dim ({t.joint_attention_dim}); "
+                f"CLIP-L + CLIP-G hidden sizes ({width}) exceed joint_attention_dim "
+                f"({t.joint_attention_dim}); "
                 "SD3 zero-pads CLIP embeddings up to the T5 width"
             )
         pooled = tx.clip_l.projection_dim + tx.clip_g.projection_dim
         if pooled != t.pooled_projection_dim:
             raise ValueError(
-                f"pooled_projection_dim ({t.pooled_projection_dim}) must equal CLIP-L + CLIP-G projection dims ({pooled})"
+                f"pooled_projection_dim ({t.pooled_projection_dim}) must equal CLIP-L + CLIP-G "
+                f"projection dims ({pooled})"
             )
         return self
 

@@ -1,4 +1,4 @@
-"""Flow-matching utilities shared by training, RL and the pipeline (see flow_matching.py for the convention)."""
+"""Flow-matching utilities shared by training, RL and the pipeline (convention: flow_matching.py)."""
 
 from unipic.diffusion.flow_matching import (
     NUM_TRAIN_TIMESTEPS,

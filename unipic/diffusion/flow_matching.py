@@ -1,6 +1,7 @@
 """Rectified-flow (SD3) building blocks shared by pre-training, Flow-GRPO and the pipeline.
 
-Convention (SD3 / diffusers FlowMatchEulerDiscreteScheduler): t = sigma in [0, 1], t = 0 is data, t = 1 is noise.
+Convention (SD3 / diffusers FlowMatchEulerDiscreteScheduler): t = sigma in [0, 1], t = 0 is data, t = 1 is
+noise.
     x_t = (1 - t) * x0 + t * eps          velocity target  v = eps - x0
     Euler step from sigma to sigma_next:  x <- x + (sigma_next - sigma) * v
 The DiT's `timestep` input is `sigma * num_train_timesteps` (1000).
@@ -59,7 +60,8 @@ def sample_sigmas(
 ) -> torch.Tensor:
     """Training noise levels t in (0, 1) (SD3 §3.1 samplers), optionally shifted. Uses only `generator`'s RNG.
 
-    logit_normal: t = sigmoid(N(mean, std)) (SD3's default); uniform; mode: SD3's mode sampling with `mode_scale`.
+    logit_normal: t = sigmoid(N(mean, std)) (SD3's default); uniform; mode: SD3's mode sampling with
+    `mode_scale`.
     """
     if scheme == "logit_normal":
         u = torch.randn(batch_size, generator=generator, device=device) * logit_std + logit_mean
@@ -99,7 +101,9 @@ def euler_step(
     return (x.float() + dt.float() * velocity.float()).to(x.dtype)
 
 
-def sigma_to_timestep(sigmas: torch.Tensor | float, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> torch.Tensor:
+def sigma_to_timestep(
+    sigmas: torch.Tensor | float, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS
+) -> torch.Tensor:
     return torch.as_tensor(sigmas) * num_train_timesteps
 
 
@@ -110,19 +114,23 @@ def flow_sigmas(
     num_train_timesteps: int = NUM_TRAIN_TIMESTEPS,
 ) -> torch.Tensor:
     """Inference sigmas, num_steps + 1 values from 1 to 0, identical to
-    `FlowMatchEulerDiscreteScheduler(shift=shift).set_timesteps(num_steps)` (or with `mu` and dynamic shifting)."""
+    `FlowMatchEulerDiscreteScheduler(shift=shift).set_timesteps(num_steps)` (or with `mu` and dynamic
+    shifting)."""
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     base = torch.linspace(1, num_train_timesteps, num_train_timesteps) / num_train_timesteps
     train_sigmas = base if mu is not None else shift_sigmas(base, shift)
     s_max, s_min = float(train_sigmas.max()), float(train_sigmas.min())
-    sig = torch.from_numpy(np.linspace(s_max * num_train_timesteps, s_min * num_train_timesteps, num_steps)
-                           / num_train_timesteps).float()
+    sig = torch.from_numpy(
+        np.linspace(s_max * num_train_timesteps, s_min * num_train_timesteps, num_steps) / num_train_timesteps
+    ).float()
     sig = time_shift(mu, sig) if mu is not None else shift_sigmas(sig, shift)
     return torch.cat([sig.float(), torch.zeros(1)])
 
 
-def loss_weighting(sigmas: torch.Tensor, scheme: Literal["none", "sigma_sqrt", "cosmap"] = "none") -> torch.Tensor:
+def loss_weighting(
+    sigmas: torch.Tensor, scheme: Literal["none", "sigma_sqrt", "cosmap"] = "none"
+) -> torch.Tensor:
     """Per-sample loss weights (SD3 `compute_loss_weighting_for_sd3`)."""
     if scheme == "none":
         return torch.ones_like(sigmas)

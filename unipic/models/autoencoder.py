@@ -59,13 +59,19 @@ class PixelUnshuffleAutoencoder(ModelMixin, ConfigMixin):
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple[ExactLatent]:
         r = self.config.factor
         if x.ndim != 4 or x.shape[1] != self.config.image_channels:
-            raise ModelInputError(f"expected images (B, {self.config.image_channels}, H, W), got {tuple(x.shape)}")
+            raise ModelInputError(
+                f"expected images (B, {self.config.image_channels}, H, W), got {tuple(x.shape)}"
+            )
         if x.shape[-2] % r or x.shape[-1] % r:
-            raise ModelInputError(f"image size {x.shape[-2]}x{x.shape[-1]} is not a multiple of the factor {r}")
+            raise ModelInputError(
+                f"image size {x.shape[-2]}x{x.shape[-1]} is not a multiple of the factor {r}"
+            )
         dist = ExactLatent(F.pixel_unshuffle(x, r))
         return AutoencoderKLOutput(latent_dist=dist) if return_dict else (dist,)
 
-    def decode(self, z: torch.Tensor, return_dict: bool = True, generator=None) -> DecoderOutput | tuple[torch.Tensor]:
+    def decode(
+        self, z: torch.Tensor, return_dict: bool = True, generator=None
+    ) -> DecoderOutput | tuple[torch.Tensor]:
         if z.ndim != 4 or z.shape[1] != self.latent_channels:
             raise ModelInputError(f"expected latents (B, {self.latent_channels}, h, w), got {tuple(z.shape)}")
         x = F.pixel_shuffle(z, self.config.factor)

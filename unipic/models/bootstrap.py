@@ -1,8 +1,9 @@
 """`bootstrap_base_model`: the local stand-in for SD3.5-Medium weights.
 
-Writes a random-init UniPic2-SD3.5M-Kontext pipeline as a diffusers folder in the SD3 layout (model_index.json,
-transformer/, vae/, text_encoder{,_2,_3}/, tokenizer{,_2,_3}/, scheduler/), safetensors only, deterministic in
-`model.seed`. Every later stage starts from such a folder, exactly as it would from real weights.
+Writes a random-init UniPic2-SD3.5M-Kontext pipeline as a diffusers folder in the SD3 layout
+(model_index.json, transformer/, vae/, text_encoder{,_2,_3}/, tokenizer{,_2,_3}/, scheduler/), safetensors
+only, deterministic in `model.seed`. Every later stage starts from such a folder, exactly as it would from
+real weights.
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ MODEL_CARD = "unipic_model.json"
 """Our own record next to model_index.json: the ModelConfig that built the folder, its hash, and the kind."""
 
 
-def write_model_card(out_dir: Path, model_cfg: ModelConfig, kind: str, extra: dict[str, Any] | None = None) -> None:
-    card = {"kind": kind, "config_hash": config_hash(model_cfg), "model": config_to_dict(model_cfg), **(extra or {})}
+def write_model_card(
+    out_dir: Path, model_cfg: ModelConfig, kind: str, extra: dict[str, Any] | None = None
+) -> None:
+    card = {
+        "kind": kind,
+        "config_hash": config_hash(model_cfg),
+        "model": config_to_dict(model_cfg),
+        **(extra or {}),
+    }
     (out_dir / MODEL_CARD).write_text(json.dumps(card, indent=2, sort_keys=True))
 
 
@@ -49,10 +57,15 @@ def bootstrap_base_model(model_cfg: ModelConfig, out_dir: str | Path, overwrite:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         pipe.save_pretrained(tmp, safe_serialization=True)
-        write_model_card(tmp, model_cfg, "bootstrap", {
-            "transformer_params": count_parameters(pipe.transformer),
-            "seed": model_cfg.seed,
-        })
+        write_model_card(
+            tmp,
+            model_cfg,
+            "bootstrap",
+            {
+                "transformer_params": count_parameters(pipe.transformer),
+                "seed": model_cfg.seed,
+            },
+        )
         _check_safetensors_only(tmp)
         if out.exists():
             shutil.rmtree(out)
@@ -67,12 +80,19 @@ def bootstrap_base_model(model_cfg: ModelConfig, out_dir: str | Path, overwrite:
 def _check_safetensors_only(folder: Path) -> None:
     pickled = [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
     if pickled:
-        raise ModelError(f"refusing to publish pickled weights: {[str(p.relative_to(folder)) for p in pickled]}")
+        raise ModelError(
+            f"refusing to publish pickled weights: {[str(p.relative_to(folder)) for p in pickled]}"
+        )
 
 
-def bootstrap_and_publish(model_cfg: ModelConfig, out: str, store_cfg=None, overwrite: bool = False,
-                          metadata: dict[str, Any] | None = None) -> str:
-    """Bootstrap to a local dir, or, for an s3:// `out`, to a temp dir that is then published (manifest last)."""
+def bootstrap_and_publish(
+    model_cfg: ModelConfig,
+    out: str,
+    store_cfg=None,
+    overwrite: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    """Bootstrap locally; for an s3:// `out`, to a temp dir that is then published (manifest last)."""
     from unipic.storage import ObjectStore, is_s3_uri
 
     if not is_s3_uri(out):

@@ -3,8 +3,8 @@
 A plain SD3 checkpoint lacks only `ref_type_embed`. Loading goes through `from_config` + `load_state_dict`
 (strict=False) and then checks the key sets itself: the only key allowed to be missing is `ref_type_embed`
 (zero-initialised, so the converted model computes exactly what the source computes); anything else missing or
-unexpected is an error naming the keys. (`from_pretrained` with its default low_cpu_mem_usage would leave the new
-parameter on the meta device, notes/feas_ml.md §3.)
+unexpected is an error naming the keys. (`from_pretrained` with its default low_cpu_mem_usage would leave the
+new parameter on the meta device, notes/feas_ml.md §3.)
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     else:
         files = [p.name for p in folder.glob("*.safetensors")]
     if not files:
-        raise ModelLoadError(f"no .safetensors weights in {folder} (pickled .bin checkpoints are not accepted)")
+        raise ModelLoadError(
+            f"no .safetensors weights in {folder} (pickled .bin checkpoints are not accepted)"
+        )
     state: dict[str, torch.Tensor] = {}
     for name in files:
         state.update(load_state_dict(str(folder / name)))

@@ -1,4 +1,4 @@
-"""Build every pipeline component from a `ModelConfig` (random init) — the tiny presets' stand-in for weights."""
+"""Build every pipeline component from a `ModelConfig` (random init): the tiny presets' weights."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from unipic.models.kontext import SD3KontextTransformer, init_adaln_zero
 from unipic.models.text_encoders import build_text_stack
 
 
-def build_transformer(cfg: TransformerConfig, init: str = "diffusers", seed: int | None = None) -> SD3KontextTransformer:
+def build_transformer(
+    cfg: TransformerConfig, init: str = "diffusers", seed: int | None = None
+) -> SD3KontextTransformer:
     """A random-init Kontext DiT. `init="adaln_zero"` zeroes modulations and the output projection (DiT)."""
     if seed is not None:
         torch.manual_seed(seed)

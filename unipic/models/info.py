@@ -8,9 +8,21 @@ from typing import Any
 
 from unipic.models.errors import ModelLoadError
 
-ARCH_KEYS = ("num_layers", "num_attention_heads", "attention_head_dim", "in_channels", "patch_size", "sample_size",
-             "joint_attention_dim", "caption_projection_dim", "pooled_projection_dim", "pos_embed_max_size",
-             "dual_attention_layers", "qk_norm", "use_ref_type_embed")
+ARCH_KEYS = (
+    "num_layers",
+    "num_attention_heads",
+    "attention_head_dim",
+    "in_channels",
+    "patch_size",
+    "sample_size",
+    "joint_attention_dim",
+    "caption_projection_dim",
+    "pooled_projection_dim",
+    "pos_embed_max_size",
+    "dual_attention_layers",
+    "qk_norm",
+    "use_ref_type_embed",
+)
 
 
 BUFFERS = ("pos_embed.pos_embed", "_anchor")
@@ -34,7 +46,7 @@ def _count_params(folder: Path) -> int:
 
 
 def describe_model(model_dir: str | Path) -> dict[str, Any]:
-    """Components (class, parameter count), the transformer architecture, scheduler settings, our model card."""
+    """Components (class, parameter count), transformer architecture, scheduler settings, model card."""
     from unipic.models.bootstrap import read_model_card
 
     root = Path(model_dir)
@@ -60,12 +72,24 @@ def describe_model(model_dir: str | Path) -> dict[str, Any]:
     scfg = root / "scheduler" / "scheduler_config.json"
     if scfg.is_file():
         s = json.loads(scfg.read_text())
-        out["scheduler"] = {k: s.get(k) for k in ("_class_name", "shift", "use_dynamic_shifting", "num_train_timesteps")}
+        out["scheduler"] = {
+            k: s.get(k) for k in ("_class_name", "shift", "use_dynamic_shifting", "num_train_timesteps")
+        }
     vcfg = root / "vae" / "config.json"
     if vcfg.is_file():
         v = json.loads(vcfg.read_text())
-        out["vae"] = {k: v.get(k) for k in ("_class_name", "factor", "latent_channels", "block_out_channels",
-                                              "scaling_factor", "shift_factor") if k in v}
+        out["vae"] = {
+            k: v.get(k)
+            for k in (
+                "_class_name",
+                "factor",
+                "latent_channels",
+                "block_out_channels",
+                "scaling_factor",
+                "shift_factor",
+            )
+            if k in v
+        }
     card = read_model_card(root)
     if card:
         out["card"] = {k: card[k] for k in ("kind", "config_hash", "seed") if k in card}

@@ -1,4 +1,4 @@
-"""SD3KontextTransformer: the SD3/SD3.5 MMDiT that also reads a clean reference image (UniPic2-SD3.5M-Kontext)."""
+"""SD3KontextTransformer: the SD3/SD3.5 MMDiT that also reads a clean reference image (UniPic2 Kontext)."""
 
 from __future__ import annotations
 
@@ -16,24 +16,25 @@ from unipic.models.errors import ModelInputError
 class SD3KontextTransformer(SD3Transformer2DModel):
     """SD3 MMDiT with in-context image conditioning by sequence concatenation.
 
-    The reference latent goes through the *same* `pos_embed` (patchify conv + centre-cropped 2-D sin-cos table)
-    as the noisy target, its tokens are appended after the target tokens in the image stream, every block runs on
-    the joint sequence (joint attention with text; `attn2` of the MMDiT-X blocks too), and the reference tokens
-    are sliced off before `norm_out`/`proj_out`, so the output has the target's shape only. Reference tokens
-    share the global `temb` (the target's timestep + pooled text), as in UniPic2 and FLUX Kontext.
+    The reference latent goes through the *same* `pos_embed` (patchify conv + centre-cropped 2-D sin-cos
+    table) as the noisy target, its tokens are appended after the target tokens in the image stream, every
+    block runs on the joint sequence (joint attention with text; `attn2` of the MMDiT-X blocks too), and the
+    reference tokens are sliced off before `norm_out`/`proj_out`, so the output has the target's shape only.
+    Reference tokens share the global `temb` (the target's timestep + pooled text), as in UniPic2 and FLUX
+    Kontext.
 
     Difference from the official UniPic2 code (`transformer_sd3_kontext.py`): UniPic2 adds no parameter, so
     reference and target tokens at the same (row, col) carry identical embeddings except for content. We add
     `ref_type_embed`, one learned vector added to every reference token, **initialised to zero**: at init (and
-    after converting an SD3/UniPic2 checkpoint) the model computes exactly what UniPic2 computes, and training can
-    learn a "this is the reference" signal. `use_ref_type_embed=False` drops it for exact parameter parity. Token
-    order ([target; ref] here, [ref; target] in UniPic2) does not matter: attention is permutation-equivariant and
-    positions are added before the blocks.
+    after converting an SD3/UniPic2 checkpoint) the model computes exactly what UniPic2 computes, and training
+    can learn a "this is the reference" signal. `use_ref_type_embed=False` drops it for exact parameter
+    parity. Token order ([target; ref] here, [ref; target] in UniPic2) does not matter: attention is
+    permutation-equivariant and positions are added before the blocks.
 
     Reference size: the reference may have a different latent size from the target as long as each side of its
     token grid is <= `pos_embed_max_size` (it is centre-cropped from the same table); otherwise a
-    `ModelInputError` names the sizes and the limit. The pipeline resizes a reference image to the output size,
-    as UniPic2 does.
+    `ModelInputError` names the sizes and the limit. The pipeline resizes a reference image to the output
+    size, as UniPic2 does.
 
     Without a reference the forward is the base `SD3Transformer2DModel.forward`, bit for bit.
     """
@@ -84,12 +85,13 @@ class SD3KontextTransformer(SD3Transformer2DModel):
             raise ModelInputError(f"{what} latent size {h}x{w} is not a multiple of patch_size {p}")
         if h // p > limit or w // p > limit:
             raise ModelInputError(
-                f"{what} latent size {h}x{w} gives a {h // p}x{w // p} token grid, over pos_embed_max_size={limit}; "
-                f"use an image at most {limit * p} latent pixels per side or a model with a larger pos_embed_max_size"
+                f"{what} latent size {h}x{w} gives a {h // p}x{w // p} token grid, over "
+                f"pos_embed_max_size={limit}; use an image at most {limit * p} latent pixels per side or a "
+                "model with a larger pos_embed_max_size"
             )
 
     def embed_reference(self, ref_latents: torch.Tensor) -> torch.Tensor:
-        """Reference latent -> tokens: the same patch embedding and positions as the target, plus the type embedding."""
+        """Reference latent -> tokens: the target's patch embedding and positions, plus the type embedding."""
         tokens = self.pos_embed(ref_latents).contiguous()
         if self.ref_type_embed is not None:
             tokens = tokens + self.ref_type_embed.to(tokens.dtype)
@@ -144,7 +146,10 @@ class SD3KontextTransformer(SD3Transformer2DModel):
                 ctx, x = self._gradient_checkpointing_func(block, x, ctx, temb, joint_attention_kwargs)
             else:
                 ctx, x = block(
-                    hidden_states=x, encoder_hidden_states=ctx, temb=temb, joint_attention_kwargs=joint_attention_kwargs
+                    hidden_states=x,
+                    encoder_hidden_states=ctx,
+                    temb=temb,
+                    joint_attention_kwargs=joint_attention_kwargs,
                 )
 
         x = self.proj_out(self.norm_out(x[:, :n_target], temb))
@@ -158,7 +163,8 @@ class SD3KontextTransformer(SD3Transformer2DModel):
 def init_adaln_zero(model: SD3Transformer2DModel) -> None:
     """DiT's adaLN-Zero init: every block starts as the identity and the output as zero.
 
-    This is what trained in notes/shapesworld_learnability.md §3; diffusers' default init is for loading weights.
+    This is what trained in notes/shapesworld_learnability.md §3; diffusers' default init is for loading
+    weights.
     """
     with torch.no_grad():
         for block in model.transformer_blocks:

@@ -1,12 +1,12 @@
-"""Up-front memory estimates for training the Kontext DiT, so an impossible config is refused before allocating.
+"""Up-front memory estimates for training the Kontext DiT: an impossible config is refused before allocating.
 
 Parameters are counted exactly by building the architecture on the meta device (no memory). Training state is
-weights + gradients (at the parameter dtype) + AdamW's two moments (fp32), plus an fp32 master copy when the weights
-are kept in 16 bit. Activations are an estimate for the joint sequence (target + reference + text tokens):
-per transformer block about `34 * B * S * D` bytes in 16-bit with memory-efficient attention (no S^2 term;
-Korthikanti et al. 2022), more for MMDiT-X blocks with their second attention; with gradient checkpointing only the
-block inputs are kept plus one block's activations. Treat it as +-30 %: it is for refusing configs that are off by
-multiples, not for packing memory to the last byte.
+weights + gradients (at the parameter dtype) + AdamW's two moments (fp32), plus an fp32 master copy when the
+weights are kept in 16 bit. Activations are an estimate for the joint sequence (target + reference + text
+tokens): per transformer block about `34 * B * S * D` bytes in 16-bit with memory-efficient attention (no S^2
+term; Korthikanti et al. 2022), more for MMDiT-X blocks with their second attention; with gradient
+checkpointing only the block inputs are kept plus one block's activations. Treat it as +-30 %: it is for
+refusing configs that are off by multiples, not for packing memory to the last byte.
 """
 
 from __future__ import annotations
@@ -45,9 +45,12 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         gib = lambda b: f"{b / 2**30:.2f} GiB"  # noqa: E731
-        return (f"{self.params / 1e6:.1f} M params: weights {gib(self.weights_bytes)}, grads {gib(self.grads_bytes)}, "
-                f"optimizer {gib(self.optimizer_bytes)}, activations ~{gib(self.activations_bytes)}, "
-                f"total ~{gib(self.total_bytes)}")
+        return (
+            f"{self.params / 1e6:.1f} M params: weights {gib(self.weights_bytes)}, "
+            f"grads {gib(self.grads_bytes)}, "
+            f"optimizer {gib(self.optimizer_bytes)}, activations ~{gib(self.activations_bytes)}, "
+            f"total ~{gib(self.total_bytes)}"
+        )
 
 
 def count_transformer_params(cfg: TransformerConfig) -> int:
@@ -117,8 +120,12 @@ def available_memory_bytes(device: str | torch.device = "cpu") -> int:
     raise MemoryBudgetError("cannot determine available memory; pass available_bytes explicitly")
 
 
-def check_fits(estimate: MemoryEstimate, available_bytes: int | None = None, headroom: float = 0.9,
-               what: str = "this training config") -> None:
+def check_fits(
+    estimate: MemoryEstimate,
+    available_bytes: int | None = None,
+    headroom: float = 0.9,
+    what: str = "this training config",
+) -> None:
     """Raise `MemoryBudgetError` when `estimate` exceeds `headroom` x available memory, naming the fixes."""
     available = available_memory_bytes() if available_bytes is None else available_bytes
     budget = int(available * headroom)
@@ -126,6 +133,7 @@ def check_fits(estimate: MemoryEstimate, available_bytes: int | None = None, hea
         raise MemoryBudgetError(
             f"{what} needs about {estimate.total_bytes / 2**30:.1f} GiB ({estimate.describe()}) but only "
             f"{budget / 2**30:.1f} GiB is usable ({headroom:.0%} of {available / 2**30:.1f} GiB available). "
-            "Use a smaller preset (ci/smoke), a smaller batch, bf16, gradient checkpointing, LoRA, or ZeRO sharding "
+            "Use a smaller preset (ci/smoke), a smaller batch, bf16, gradient checkpointing, LoRA, or ZeRO "
+            "sharding "
             "across more devices."
         )

@@ -34,7 +34,7 @@ class TextStack:
 
 
 def build_clip(cfg: ClipConfig, tokenizer, max_length: int) -> CLIPTextModelWithProjection:
-    """A random CLIP text tower; eos_token_id must match the tokenizer, since the pooled output is read there."""
+    """A random CLIP text tower; eos_token_id must match the tokenizer: the pooled output is read there."""
     config = CLIPTextConfig(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,
@@ -67,7 +67,7 @@ def build_t5(cfg: T5Section, tokenizer) -> T5EncoderModel:
 
 
 def build_text_stack(cfg: TextConfig, seed: int = 0) -> TextStack:
-    """Tokenizers (trained on ShapesWorld words if configured) and random frozen encoders, deterministic in `seed`."""
+    """Tokenizers (trained on ShapesWorld words if configured) and random frozen encoders, seeded."""
     corpus = shapes_corpus() if cfg.train_tokenizers else None
     tok = make_clip_tokenizer(corpus, cfg.clip_vocab_size, cfg.clip_max_length)
     tok_2 = make_clip_tokenizer(corpus, cfg.clip_vocab_size, cfg.clip_max_length)
@@ -85,7 +85,11 @@ def build_text_stack(cfg: TextConfig, seed: int = 0) -> TextStack:
 
 def _clip_embeds(encoder, tokenizer, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
     ids = tokenizer(
-        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        prompts,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     ).input_ids.to(device)
     out = encoder(ids, output_hidden_states=True)
     return out.hidden_states[-2], out[0]
@@ -104,7 +108,11 @@ def encode_prompt(
     `components` holds the SD3 slot names (text_encoder, tokenizer, ..._2, ..._3). Without a T5 encoder the T5
     part is zeros of width `joint_attention_dim`, as in SD3.
     """
-    enc, enc_2, enc_3 = components["text_encoder"], components["text_encoder_2"], components.get("text_encoder_3")
+    enc, enc_2, enc_3 = (
+        components["text_encoder"],
+        components["text_encoder_2"],
+        components.get("text_encoder_3"),
+    )
     dtype = dtype or enc.dtype
     embeds_1, pooled_1 = _clip_embeds(enc, components["tokenizer"], prompts, device)
     embeds_2, pooled_2 = _clip_embeds(enc_2, components["tokenizer_2"], prompts, device)
@@ -112,8 +120,12 @@ def encode_prompt(
     if enc_3 is not None:
         tok_3 = components["tokenizer_3"]
         ids = tok_3(
-            prompts, padding="max_length", max_length=max_sequence_length, truncation=True,
-            add_special_tokens=True, return_tensors="pt",
+            prompts,
+            padding="max_length",
+            max_length=max_sequence_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_tensors="pt",
         ).input_ids.to(device)
         t5 = enc_3(ids)[0]
     else:

@@ -1,9 +1,10 @@
 """Tokenizers built in code, no downloads (notes/feas_ml.md §4).
 
 CLIP slots: byte-level BPE with the full 2 x 256 byte vocabulary (so any text round-trips, lower-cased as CLIP
-does), plus merges learned (deterministically) on ShapesWorld's words so a caption fits in few tokens. T5 slot: a unigram model
-(like T5) over the same words; non-ASCII text maps to <unk>, which the T5 slot tolerates. Both are
-deterministic for a given corpus and vocabulary size, and save/load with `save_pretrained` / `AutoTokenizer`.
+does), plus merges learned (deterministically) on ShapesWorld's words so a caption fits in few tokens. T5
+slot: a unigram model (like T5) over the same words; non-ASCII text maps to <unk>, which the T5 slot
+tolerates. Both are deterministic for a given corpus and vocabulary size, and save/load with `save_pretrained`
+/ `AutoTokenizer`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,20 @@ from collections.abc import Iterable
 from transformers import CLIPTokenizer, T5Tokenizer
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-COLORS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "brown", "black", "white", "gray", "cyan")
+COLORS = (
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "orange",
+    "purple",
+    "pink",
+    "brown",
+    "black",
+    "white",
+    "gray",
+    "cyan",
+)
 SHAPES = ("circle", "square", "triangle", "rectangle", "ellipse", "star", "hexagon", "diamond")
 COUNTS = ("one", "two", "three", "four", "five")
 RELATIONS = ("left of", "right of", "above", "below", "next to")
@@ -27,14 +41,21 @@ _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")  # CLIP's pre-tokenizer, restri
 
 
 def shapes_corpus() -> list[str]:
-    """Captions and edit instructions in the style of ShapesWorld's templates (GenEval / GEdit-Bench twins)."""
+    """Captions and edit instructions in the style of ShapesWorld's templates (GenEval/GEdit twins)."""
     lines: list[str] = []
     for c, s in itertools.product(COLORS, SHAPES):
         lines += [f"a {c} {s}", f"a photo of a {c} {s}", f"a {s} that is {c}"]
-        lines += [f"make the {s} {c}", f"add a {c} {s}", f"remove the {c} {s}", f"change the background to {c}"]
+        lines += [
+            f"make the {s} {c}",
+            f"add a {c} {s}",
+            f"remove the {c} {s}",
+            f"change the background to {c}",
+        ]
         lines += [f"{n} {c} {s}s" for n in COUNTS[1:]]
         lines += [f"make the {c} {s} {z}ger" if z == "big" else f"make the {c} {s} {z}" for z in SIZES]
-    for (c1, s1), (c2, s2) in itertools.islice(itertools.product(zip(COLORS, SHAPES), repeat=2), 64):
+    for (c1, s1), (c2, s2) in itertools.islice(
+        itertools.product(zip(COLORS, SHAPES, strict=False), repeat=2), 64
+    ):
         lines += [f"a {c1} {s1} and a {c2} {s2}", f"replace the {c1} {s1} with a {c2} {s2}"]
         lines += [f"a {c1} {s1} {r} a {c2} {s2}" for r in RELATIONS]
         lines += [f"move the {c1} {s1} {r} the {c2} {s2}" for r in RELATIONS]
@@ -68,7 +89,7 @@ def learn_bpe_merges(corpus: Iterable[str], num_merges: int) -> list[tuple[str, 
     while len(merges) < num_merges:
         pairs: Counter[tuple[str, str]] = Counter()
         for word, n in words.items():
-            for pair in zip(word, word[1:]):
+            for pair in zip(word, word[1:], strict=False):
                 pairs[pair] += n
         if not pairs:
             break
@@ -96,8 +117,8 @@ def make_clip_tokenizer(
 ) -> CLIPTokenizer:
     """CLIP BPE tokenizer: bos=<|startoftext|> (0), eos=pad=<|endoftext|> (1).
 
-    The vocabulary is the full byte vocabulary (so nothing is ever <unk>) plus one token per learned merge, up to
-    `vocab_size`. Merges must be tuples in transformers v5.
+    The vocabulary is the full byte vocabulary (so nothing is ever <unk>) plus one token per learned merge, up
+    to `vocab_size`. Merges must be tuples in transformers v5.
     """
     vocab = _byte_vocab()
     merges: list[tuple[str, str]] = []
@@ -108,7 +129,9 @@ def make_clip_tokenizer(
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
 
 
-def make_t5_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 200, model_max_length: int = 256) -> T5Tokenizer:
+def make_t5_tokenizer(
+    corpus: Iterable[str] | None = None, vocab_size: int = 200, model_max_length: int = 256
+) -> T5Tokenizer:
     """Unigram tokenizer for the T5 slot (pad=0, eos=1, unk=2): whole corpus words as pieces, scored by their
     log frequency, over a fallback of single printable characters (so unseen ASCII words still tokenize).
 

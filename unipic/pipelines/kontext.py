@@ -1,8 +1,9 @@
 """UniPicKontextPipeline: text-to-image and instruction editing with SD3KontextTransformer.
 
-The algorithm, in `__call__` order: encode the prompt (SD3's three encoders) -> prepare noise latents
-(+ encode the reference image for edits) -> for each scheduler sigma, predict the CFG-combined velocity and take
-a flow-matching Euler step -> decode. The pieces are public methods because the trainer and Flow-GRPO reuse them.
+The algorithm, in `__call__` order: encode the prompt (SD3's three encoders) -> prepare noise latents (+
+encode the reference image for edits) -> for each scheduler sigma, predict the CFG-combined velocity and take
+a flow-matching Euler step -> decode. The pieces are public methods because the trainer and Flow-GRPO reuse
+them.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from unipic.models import autoencoder as ae
 from unipic.models.convert import load_kontext_transformer
 from unipic.models.errors import ModelInputError, ModelLoadError
 from unipic.models.kontext import SD3KontextTransformer
-from unipic.progress import progress
 from unipic.models.text_encoders import encode_prompt as sd3_encode_prompt
+from unipic.progress import progress
 
 ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor | Sequence[PIL.Image.Image]
 OutputType = Literal["pil", "np", "pt", "latent"]
@@ -47,9 +48,10 @@ class UniPicKontextPipeline(DiffusionPipeline):
     """SD3.5M-Kontext sampling: `pipe(prompt)` for T2I, `pipe(instruction, image=src)` for editing.
 
     Classifier-free guidance is on text only, with the reference image in both branches (as UniPic2). Optional
-    image guidance (`image_guidance_scale > 1`) adds a third branch without the reference, InstructPix2Pix style:
-    v = v(no text, no ref) + s_img (v(no text, ref) - v(no text, no ref)) + s_txt (v(text, ref) - v(no text, ref)).
-    The unconditional branch uses the empty-string encodings (SD3's negative prompt default).
+    image guidance (`image_guidance_scale > 1`) adds a third branch without the reference, InstructPix2Pix
+    style:
+    v = v(no text, no ref) + s_img (v(no text, ref) - v(no text, no ref)) + s_txt (v(text, ref) - v(no text,
+    ref)). The unconditional branch uses the empty-string encodings (SD3's negative prompt default).
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->text_encoder_3->transformer->vae"
@@ -83,13 +85,17 @@ class UniPicKontextPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name_or_path: str | Path, torch_dtype: torch.dtype | None = None, **components: Any
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        torch_dtype: torch.dtype | None = None,
+        **components: Any,
     ) -> UniPicKontextPipeline:
         """Load a local diffusers folder: ours (bootstrap, training) or a stock SD3/SD3.5 pipeline folder.
 
-        Every component is built explicitly from model_index.json (diffusers' generic loader cannot load component
-        classes that live outside diffusers/transformers). The transformer is always an `SD3KontextTransformer`:
-        a plain SD3 one is converted on load (unipic.models.convert). Components passed as keywords win.
+        Every component is built explicitly from model_index.json (diffusers' generic loader cannot load
+        component classes that live outside diffusers/transformers). The transformer is always an
+        `SD3KontextTransformer`: a plain SD3 one is converted on load (unipic.models.convert). Components
+        passed as keywords win.
         """
         folder = Path(pretrained_model_name_or_path)
         index_path = folder / "model_index.json"
@@ -103,7 +109,9 @@ class UniPicKontextPipeline(DiffusionPipeline):
         if unknown:
             raise ModelInputError(f"unknown components {sorted(unknown)}; expected {cls._component_names()}")
         if "transformer" not in components:
-            components["transformer"] = load_kontext_transformer(folder / "transformer", torch_dtype=torch_dtype)
+            components["transformer"] = load_kontext_transformer(
+                folder / "transformer", torch_dtype=torch_dtype
+            )
         for name in cls._component_names():
             if name in components:
                 continue
@@ -150,11 +158,13 @@ class UniPicKontextPipeline(DiffusionPipeline):
         return self.tokenizer_3.model_max_length if self.tokenizer_3 is not None else 256
 
     def check_size(self, height: int, width: int) -> None:
-        """Refuse sizes the model cannot take, naming the limit (diffusers would fail deep inside PatchEmbed)."""
+        """Refuse sizes the model cannot take, naming the limit (diffusers fails deep inside PatchEmbed)."""
         m, top = self.size_multiple, self.max_image_side
         for name, v in (("height", height), ("width", width)):
             if v <= 0 or v % m:
-                raise ModelInputError(f"{name}={v} must be a positive multiple of {m} (autoencoder x patch size)")
+                raise ModelInputError(
+                    f"{name}={v} must be a positive multiple of {m} (autoencoder x patch size)"
+                )
             if v > top:
                 raise ModelInputError(
                     f"{name}={v} is over {top} px, the largest this model can take "
@@ -170,7 +180,7 @@ class UniPicKontextPipeline(DiffusionPipeline):
         num_images_per_prompt: int = 1,
         negative_prompt: str | list[str] | None = None,
     ) -> PromptEncoding:
-        """-> PromptEncoding(embeds, pooled, neg_embeds, neg_pooled), each repeated `num_images_per_prompt` times.
+        """-> PromptEncoding(embeds, pooled, neg_embeds, neg_pooled), repeated num_images_per_prompt times.
 
         `neg_*` are None when `do_cfg` is False; otherwise the encodings of `negative_prompt` (default "").
         The result unpacks as a 4-tuple, and can be passed whole as `embeds` to `predict_velocity`.
@@ -197,12 +207,16 @@ class UniPicKontextPipeline(DiffusionPipeline):
             dtype=self.transformer.dtype,
         )
 
-    def preprocess_images(self, images: ImageInput, height: int | None = None, width: int | None = None) -> torch.Tensor:
-        """PIL / uint8 numpy HWC / float tensor (B,3,H,W) in [-1,1] -> tensor in [-1,1], resized to height x width."""
+    def preprocess_images(
+        self, images: ImageInput, height: int | None = None, width: int | None = None
+    ) -> torch.Tensor:
+        """PIL / uint8 numpy HWC / float tensor (B,3,H,W) in [-1,1] -> tensor in [-1,1] at height x width."""
         if isinstance(images, torch.Tensor):
             x = images if images.ndim == 4 else images[None]
             if height is not None and tuple(x.shape[-2:]) != (height, width):
-                x = torch.nn.functional.interpolate(x.float(), size=(height, width), mode="bicubic", antialias=True)
+                x = torch.nn.functional.interpolate(
+                    x.float(), size=(height, width), mode="bicubic", antialias=True
+                )
             return x.float()
         if isinstance(images, np.ndarray) and images.dtype == np.uint8:
             arr = images if images.ndim == 4 else images[None]
@@ -223,11 +237,13 @@ class UniPicKontextPipeline(DiffusionPipeline):
     ) -> torch.Tensor:
         """Images -> the DiT's latents (shifted and scaled). `height`/`width` resize the image first."""
         x = self.preprocess_images(images, height, width)
-        return ae.encode_latents(self.vae, x, generator=generator, sample=sample_posterior).to(self.transformer.dtype)
+        return ae.encode_latents(self.vae, x, generator=generator, sample=sample_posterior).to(
+            self.transformer.dtype
+        )
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, output_type: OutputType = "pt") -> Any:
-        """Latents -> images: "pt" (B,3,H,W) float in [0,1], "np" (B,H,W,3) float in [0,1], "pil" list, "latent"."""
+        """Latents -> images: "pt" (B,3,H,W) in [0,1], "np" (B,H,W,3) in [0,1], "pil" list, or "latent"."""
         if output_type == "latent":
             return latents
         x = ae.decode_latents(self.vae, latents)
@@ -247,7 +263,7 @@ class UniPicKontextPipeline(DiffusionPipeline):
         pooled: torch.Tensor,
         ref_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One transformer pass. `t` is the DiT timestep, sigma * 1000 (scalar or one per sample), as in diffusers."""
+        """One transformer pass. `t` is the DiT timestep, sigma * 1000 (scalar or per sample)."""
         t = torch.as_tensor(t, device=latents.device, dtype=torch.float32)
         timestep = t.expand(latents.shape[0]) if t.ndim == 0 else t
         return self.transformer(
@@ -271,20 +287,24 @@ class UniPicKontextPipeline(DiffusionPipeline):
         neg_pooled: torch.Tensor | None = None,
         image_guidance_scale: float = 1.0,
     ) -> torch.Tensor:
-        """The guided velocity at DiT timestep `t` (= sigma * 1000); all branches run as batched transformer calls.
+        """The guided velocity at DiT timestep `t` (= sigma * 1000); branches run as batched calls.
 
-        `embeds` is a tensor (then `pooled`, and for guidance `neg_embeds`/`neg_pooled`, are given separately) or
-        the `PromptEncoding` from `encode_prompt`, which carries all four. guidance_scale <= 1 -> the conditional
-        velocity alone. The reference (if any) is in both text branches. `image_guidance_scale != 1` (needs a
-        reference) adds the branch with neither text nor reference.
+        `embeds` is a tensor (then `pooled`, and for guidance `neg_embeds`/`neg_pooled`, are given separately)
+        or the `PromptEncoding` from `encode_prompt`, which carries all four. guidance_scale <= 1 -> the
+        conditional velocity alone. The reference (if any) is in both text branches. `image_guidance_scale !=
+        1` (needs a reference) adds the branch with neither text nor reference.
         """
         if isinstance(embeds, PromptEncoding):
             embeds, pooled, neg_embeds, neg_pooled = (
-                embeds.embeds, embeds.pooled, neg_embeds if neg_embeds is not None else embeds.neg_embeds,
+                embeds.embeds,
+                embeds.pooled,
+                neg_embeds if neg_embeds is not None else embeds.neg_embeds,
                 neg_pooled if neg_pooled is not None else embeds.neg_pooled,
             )
         if pooled is None:
-            raise ModelInputError("pooled prompt embeddings are missing; pass the PromptEncoding from encode_prompt")
+            raise ModelInputError(
+                "pooled prompt embeddings are missing; pass the PromptEncoding from encode_prompt"
+            )
         use_cfg = guidance_scale > 1.0
         use_img = image_guidance_scale != 1.0
         if use_img and ref_latents is None:
@@ -292,7 +312,9 @@ class UniPicKontextPipeline(DiffusionPipeline):
         if not use_cfg and not use_img:
             return self.velocity(latents, t, embeds, pooled, ref_latents)
         if neg_embeds is None or neg_pooled is None:
-            raise ModelInputError("guidance needs the unconditional embeddings: encode_prompt(..., do_cfg=True)")
+            raise ModelInputError(
+                "guidance needs the unconditional embeddings: encode_prompt(..., do_cfg=True)"
+            )
         b = latents.shape[0]
         t = torch.as_tensor(t, device=latents.device, dtype=torch.float32)
         t = t.expand(b) if t.ndim == 0 else t
@@ -315,24 +337,31 @@ class UniPicKontextPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Initial noise at sigma = 1. A list of generators gives each image its own stream (batch independent)."""
-        shape = (batch_size, self.transformer.config.in_channels, height // self.vae_scale_factor,
-                 width // self.vae_scale_factor)
+        """Initial noise at sigma = 1. A list of generators gives each image its own stream."""
+        shape = (
+            batch_size,
+            self.transformer.config.in_channels,
+            height // self.vae_scale_factor,
+            width // self.vae_scale_factor,
+        )
         if latents is not None:
             if tuple(latents.shape) != shape:
                 raise ModelInputError(f"latents have shape {tuple(latents.shape)}, expected {shape}")
             return latents.to(self._execution_device, self.transformer.dtype)
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ModelInputError(f"{len(generator)} generators for {batch_size} images; give one per image")
-        return randn_tensor(shape, generator=generator, device=self._execution_device, dtype=self.transformer.dtype)
+        return randn_tensor(
+            shape, generator=generator, device=self._execution_device, dtype=self.transformer.dtype
+        )
 
     def sigma_schedule(self, num_inference_steps: int, image_seq_len: int) -> torch.Tensor:
-        """The scheduler's sigmas (num_inference_steps + 1 values, 1 -> 0), resolution-shifted if configured."""
+        """The scheduler's sigmas (num_inference_steps + 1 values, 1 -> 0), resolution-shifted if set."""
         cfg = self.scheduler.config
         mu = None
         if cfg.get("use_dynamic_shifting", False):
-            mu = resolution_mu(image_seq_len, cfg.base_image_seq_len, cfg.max_image_seq_len, cfg.base_shift,
-                               cfg.max_shift)
+            mu = resolution_mu(
+                image_seq_len, cfg.base_image_seq_len, cfg.max_image_seq_len, cfg.base_shift, cfg.max_shift
+            )
         self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device, mu=mu)
         return self.scheduler.sigmas
 
@@ -385,7 +414,9 @@ class UniPicKontextPipeline(DiffusionPipeline):
         # 2. latents (+ reference)
         ref_latents = None
         if ref_pixels is not None:
-            ref_latents = self.encode_image(ref_pixels, height, width).repeat_interleave(num_images_per_prompt, 0)
+            ref_latents = self.encode_image(ref_pixels, height, width).repeat_interleave(
+                num_images_per_prompt, 0
+            )
         latents = self.prepare_latents(n, height, width, generator, latents)
         # 3. Euler over the scheduler's sigmas
         seq_len = (latents.shape[-2] // self.transformer.config.patch_size) * (
@@ -393,10 +424,21 @@ class UniPicKontextPipeline(DiffusionPipeline):
         )
         sigmas = self.sigma_schedule(num_inference_steps, seq_len)
         steps = range(num_inference_steps)
-        for i in progress(steps, total=num_inference_steps, desc="sampling", unit="step") if show_progress else steps:
+        for i in (
+            progress(steps, total=num_inference_steps, desc="sampling", unit="step")
+            if show_progress
+            else steps
+        ):
             v = self.predict_velocity(
-                latents, sigma_to_timestep(sigmas[i]), embeds, pooled, ref_latents, guidance_scale, neg_embeds,
-                neg_pooled, image_guidance_scale,
+                latents,
+                sigma_to_timestep(sigmas[i]),
+                embeds,
+                pooled,
+                ref_latents,
+                guidance_scale,
+                neg_embeds,
+                neg_pooled,
+                image_guidance_scale,
             )
             latents = euler_step(latents, v, sigmas[i], sigmas[i + 1])
         # 4. decode

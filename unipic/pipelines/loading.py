@@ -22,8 +22,12 @@ def resolve_model_dir(model: str | Path, store_cfg=None, cache_dir: str | Path |
     return Path(materialize(model, store_cfg, cache_dir))
 
 
-def load_pipeline(model: str | Path, store_cfg=None, cache_dir: str | Path | None = None,
-                  torch_dtype: torch.dtype | None = None):
+def load_pipeline(
+    model: str | Path,
+    store_cfg=None,
+    cache_dir: str | Path | None = None,
+    torch_dtype: torch.dtype | None = None,
+):
     from unipic.pipelines.kontext import UniPicKontextPipeline
 
     folder = resolve_model_dir(model, store_cfg, cache_dir)
@@ -42,12 +46,17 @@ def _atomic_save_png(image, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def save_images(images: Sequence[Any], out_dir: str | Path, labels: Sequence[str] | None = None,
-                record: dict[str, Any] | None = None, prefix: str = "image",
-                grid_first: Any = None) -> list[Path]:
-    """PIL images -> out_dir/{prefix}-000.png ..., plus grid.png when there are several (with `grid_first`, e.g.
-    an edit's source, as its first tile) and images.json (what was asked, written last). Each file is written
-    under a temporary name, then renamed."""
+def save_images(
+    images: Sequence[Any],
+    out_dir: str | Path,
+    labels: Sequence[str] | None = None,
+    record: dict[str, Any] | None = None,
+    prefix: str = "image",
+    grid_first: Any = None,
+) -> list[Path]:
+    """PIL images -> out_dir/{prefix}-000.png ..., plus grid.png when there are several (with
+    `grid_first`, e.g. an edit's source, as its first tile) and images.json (what was asked, written
+    last). Each file is written under a temporary name, then renamed."""
     from unipic.training.metrics import image_grid
 
     out = Path(out_dir)
