@@ -121,3 +121,43 @@ def call(
     if out is not None and result.images:
         summary["files"] = [str(p) for p in save_result(result, out)]
     typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command("manifests")
+def manifests(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory (manifests/serving).")] = Path("manifests/serving"),
+    name: NameOpt = None,
+    preset: PresetOpt = "base",
+    set_: SetOpt = None,
+) -> None:
+    """Write the kustomize files for the cluster (InferenceService, ServiceAccount, secret template)."""
+    from unipic.serving.deploy import render_manifests
+
+    cfg = make_config(preset, _sets(set_, None, None, name))
+    out.mkdir(parents=True, exist_ok=True)
+    for fname, text in render_manifests(cfg.serve.deploy, cfg.serve.model_name, preset).items():
+        tmp = out / f".tmp-{fname}"
+        tmp.write_text(text)
+        tmp.replace(out / fname)
+        typer.echo(str(out / fname))
+
+
+@app.command("deploy")
+def deploy(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model folder or s3:// URI.")],
+    cluster: Annotated[bool, typer.Option("--cluster", help="KServe InferenceService instead of a local server.")]
+    = False,
+    name: NameOpt = None,
+    preset: PresetOpt = "ci",
+    set_: SetOpt = None,
+) -> None:
+    """Deploy and smoke-test: a detached local server, or (--cluster) a canary rollout with promote/rollback."""
+    from unipic.serving import deploy as dep
+
+    sets = _sets(set_, None, None, name)
+    cfg = make_config(preset, sets)
+    if cluster:
+        record = dep.deploy_cluster(model, cfg.serve, dep.kserve_client(), preset).to_dict()
+    else:
+        record = dep.deploy_local(model, cfg.serve, preset, sets)
+    typer.echo(json.dumps(record, indent=2))

@@ -21,15 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import sys
-
-_argv, sys.argv = sys.argv, sys.argv[:1]  # kserve parses sys.argv on import; `--timeout 60` would abort it
-try:
-    import kserve
-    import kserve.errors
-    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-finally:
-    sys.argv = _argv
+from unipic.serving.kserve_import import kserve  # first: guards sys.argv
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
 
 from unipic.config.serve import ServeConfig
 from unipic.config.store import StoreConfig
