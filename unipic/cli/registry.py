@@ -18,6 +18,7 @@ GROUPS: list[tuple[str, str]] = [
     ("train", "unipic.cli.train"),
     ("data", "unipic.cli.data"),
     ("features", "unipic.cli.features"),
+    ("serve", "unipic.cli.serve"),
     ("models", "unipic.cli.models"),
 ]
 
