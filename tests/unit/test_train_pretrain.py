@@ -130,3 +130,17 @@ def test_cli_pretrain_runs_and_resumes(tmp_path, base_model, dataset):
                                   "--resume"])
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.stdout[r2.stdout.index("{"):])["resumed_from_step"] == 2
+
+
+def test_latent_cache_gives_the_same_losses_and_is_reused(tmp_path, base_model, dataset):
+    plain = PretrainTrainer(pcfg(base_model, dataset, steps=3), tmp_path / "plain").train()
+    cached_trainer = PretrainTrainer(pcfg(base_model, dataset, steps=3, cache_latents=True), tmp_path / "c")
+    cache_dir = cached_trainer.latent_cache.dir
+    files = sorted(p.name for p in cache_dir.iterdir())
+    assert "complete.json" in files and any(f.startswith("shards__edit-") for f in files)
+    cached = cached_trainer.train()
+    for step in (1, 2, 3):
+        assert cached.losses[step] == pytest.approx(plain.losses[step], rel=1e-4), step
+    stamp = (cache_dir / "complete.json").stat().st_mtime_ns
+    again = PretrainTrainer(pcfg(base_model, dataset, steps=3, cache_latents=True), tmp_path / "c")
+    assert again.latent_cache.dir == cache_dir and (cache_dir / "complete.json").stat().st_mtime_ns == stamp
