@@ -43,7 +43,7 @@ def prepare(work: Path, preset: str) -> tuple[Path, Path]:
     return data, base
 
 
-def measure(kind: str, work: Path, preset: str, batch: int, steps: int, warmup: int) -> dict:
+def measure(kind: str, work: Path, preset: str, batch: int, steps: int, warmup: int, threads: int) -> dict:
     """One trainer in this process: warm-up steps, then `steps` timed optimizer steps (fwd + bwd + AdamW)."""
     import resource
 
@@ -56,7 +56,7 @@ def measure(kind: str, work: Path, preset: str, batch: int, steps: int, warmup: 
     cfg = load_config(preset)
     data, base = work / "data", work / "kontext"
     common = {"batch_size": batch, "steps": warmup + steps, "ema_decay": 0.0, "checkpoint_every": 0,
-              "sample_every": 0, "dataset": str(data), "warmup_steps": 0}
+              "sample_every": 0, "dataset": str(data), "warmup_steps": 0, "threads": threads}
     if kind == "kontext":
         trainer = PretrainTrainer(cfg.pretrain.model_copy(update={**common, "base_model": str(base),
                                                                    "edit_ratio": 0.5}), work / "run-kontext")
@@ -99,11 +99,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per run (0 = torch's default)")
     ap.add_argument("--one", choices=["kontext", "metaquery"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.one:
-        print(json.dumps(measure(args.one, args.work, args.preset, args.batch_size, args.steps, args.warmup)))
+        print(json.dumps(measure(args.one, args.work, args.preset, args.batch_size, args.steps, args.warmup,
+                                 args.threads)))
         return
     prepare(args.work, args.preset)
     load = [round(x, 1) for x in os.getloadavg()]
@@ -112,7 +114,8 @@ def main() -> None:
         for kind in ("kontext", "metaquery"):
             out = subprocess.run([sys.executable, __file__, "--one", kind, "--work", str(args.work), "--preset",
                                   args.preset, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-                                  "--warmup", str(args.warmup)], capture_output=True, text=True, check=True)
+                                  "--warmup", str(args.warmup), "--threads", str(args.threads)],
+                                 capture_output=True, text=True, check=True)
             runs[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(kind, runs[kind][-1]["step_s_median"], flush=True)
     summary = {}
@@ -129,15 +132,15 @@ def main() -> None:
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()}, "
             f"{os.cpu_count()} CPUs", "load_avg_1_5_15": load, "preset": args.preset, "batch_size": args.batch_size,
             "timed_steps": args.steps, "warmup_steps": args.warmup, "repeats": args.repeats,
-            "precision": runs["kontext"][0]["precision"]}
+            "precision": runs["kontext"][0]["precision"], "threads": runs["kontext"][0]["threads"]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "metaquery_speed.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs},
                                                              indent=2))
     lines = ["# MetaQuery joint training step vs Kontext pre-training step (CPU)", "",
              f"{meta['date']}, {meta['machine']}, load average {load} (other jobs were running: absolute times "
              f"are noisy, the ratio is the number to read). Preset `{args.preset}`, batch {args.batch_size}, "
-             f"{meta['precision']}, {args.steps} timed steps after {args.warmup} warm-up, T2I and edit batches "
-             f"alternating, {args.repeats} runs each, each in its own process.", "",
+             f"{meta['precision']}, {meta['threads']} torch thread(s), {args.steps} timed steps after "
+             f"{args.warmup} warm-up, T2I and edit batches alternating, {args.repeats} runs each, each in its own process.", "",
              "| | Kontext pre-train step | MetaQuery stage-2 step | ratio |", "|---|---|---|---|",
              f"| step (median, s) | {k['step_s']:.3f} | {m['step_s']:.3f} | {m['step_s'] / k['step_s']:.2f}x |",
              f"| T2I batch (s) | {k['t2i_step_s']:.3f} | {m['t2i_step_s']:.3f} | "
