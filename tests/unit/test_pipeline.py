@@ -178,3 +178,62 @@ def test_pipeline_with_autoencoder_kl_and_without_t5():
         "make it blue", image=_source(), num_inference_steps=2, generator=_gen(0), output_type="pt"
     ).images
     assert out.shape == (1, 3, 32, 32)
+
+
+def test_loads_a_stock_sd3_pipeline_folder(tmp_path):
+    """The base path: a stock StableDiffusion3Pipeline folder (plain SD3 DiT, AutoencoderKL) loads."""
+    from diffusers import AutoencoderKL, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    cfg = tiny_model_config(
+        image_size=32,
+        autoencoder=dict(
+            kind="kl",
+            latent_channels=4,
+            block_out_channels=[8, 8],
+            norm_num_groups=4,
+            scaling_factor=1.5305,
+            shift_factor=0.0609,
+        ),
+        transformer=dict(sample_size=16, in_channels=4, pos_embed_max_size=16),
+    )
+    ours = build_pipeline(cfg)
+    torch.manual_seed(0)
+    plain = SD3Transformer2DModel(
+        **{
+            k: v
+            for k, v in ours.transformer.config.items()
+            if not k.startswith("_") and k != "use_ref_type_embed"
+        }
+    )
+    stock = StableDiffusion3Pipeline(
+        transformer=plain,
+        scheduler=ours.scheduler,
+        vae=ours.vae,
+        **{
+            k: getattr(ours, k)
+            for k in (
+                "text_encoder",
+                "tokenizer",
+                "text_encoder_2",
+                "tokenizer_2",
+                "text_encoder_3",
+                "tokenizer_3",
+            )
+        },
+    )
+    stock.save_pretrained(tmp_path / "sd3", safe_serialization=True)
+    loaded = UniPicKontextPipeline.from_pretrained(tmp_path / "sd3")
+    assert isinstance(loaded.vae, AutoencoderKL)
+    assert type(loaded.transformer).__name__ == "SD3KontextTransformer"
+    assert torch.count_nonzero(loaded.transformer.ref_type_embed) == 0
+    x = torch.randn(1, 4, 16, 16)
+    emb, pooled, _, _ = loaded.encode_prompt(["a red circle"], do_cfg=False)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.velocity(x, 500.0, emb, pooled),
+            plain(x, emb, pooled, torch.tensor([500.0])).sample,
+            rtol=0,
+            atol=0,
+        )
+    out = loaded("make it blue", image=_source(), num_inference_steps=2, output_type="pt").images
+    assert out.shape == (1, 3, 32, 32)
