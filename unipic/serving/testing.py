@@ -57,3 +57,16 @@ class EchoPipeline:
                     ) -> list[str]:
         return [f"{'image' if im is not None else 'no image'}: {q}"[:max_new_tokens * 8]
                 for im, q in zip(images, questions)]
+
+
+def tiny_model(out_dir: Any, preset: str = "ci") -> Any:
+    """A random-init model folder of `preset` (the ~1 M DiT for ci), for tests that serve a real pipeline."""
+    from pathlib import Path
+
+    from unipic.config import load_config
+    from unipic.models.bootstrap import bootstrap_base_model
+
+    out = Path(out_dir)
+    if (out / "model_index.json").is_file():
+        return out
+    return bootstrap_base_model(load_config(preset).model, out)
