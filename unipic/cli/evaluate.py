@@ -20,6 +20,8 @@ def evaluate(
         ".unipic/eval"),
     previous: Annotated[str | None, typer.Option(
         "--previous", help="results.json (or its folder) of the previous model, for the comparison table")] = None,
+    publish: Annotated[str | None, typer.Option(
+        "--publish", help="s3:// prefix to publish the whole evaluation folder to (manifest written last)")] = None,
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
 ) -> None:
@@ -33,7 +35,7 @@ def evaluate(
             raise typer.BadParameter(f"unknown benchmark '{b}'; choose from {', '.join(BENCHMARKS)}",
                                      param_hint="--benchmark")
     res = run(cfg.evaluation, cfg.shapes, out, model=model, benchmarks=benchmark or None, store_cfg=cfg.store,
-              previous=previous)
+              previous=previous, publish_uri=publish)
     for name, b in res["benchmarks"].items():
         js = b.get("judge_stats") or {}
         extra = f", judge excluded {js['excluded']}/{js['requests']}" if js else ""

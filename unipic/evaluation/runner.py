@@ -81,9 +81,10 @@ def load_model(model: str, store_cfg: Any = None, cache_dir: str | Path | None =
 
 def evaluate(cfg: Any, shapes: Any, out_dir: str | Path, *, model: str | None = None, pipeline: Any = None,
              benchmarks: Sequence[str] | None = None, store_cfg: Any = None, previous: Any = None,
-             reference_path: str | Path | None = None) -> dict[str, Any]:
+             reference_path: str | Path | None = None, publish_uri: str | None = None) -> dict[str, Any]:
     """Run the benchmarks of `cfg` (an `EvaluationConfig`) on a model; `shapes` is the ShapesWorld
-    config the model was trained on (its vocabulary defines the twins). Returns the results dict."""
+    config the model was trained on (its vocabulary defines the twins). Returns the results dict.
+    `publish_uri` (s3://...) publishes the whole output folder atomically (manifest last) when done."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = list(benchmarks or cfg.benchmarks)
@@ -150,7 +151,16 @@ def evaluate(cfg: Any, shapes: Any, out_dir: str | Path, *, model: str | None = 
 
     write_report(out / "report.html", results, out, previous=prev, reference_path=reference_path,
                  max_items=cfg.grid_max_items)
+    if publish_uri:
+        results["published_uri"] = publish_uri
     write_json_atomic(out / "results.json", results)
+    if publish_uri:
+        from unipic.storage import ObjectStore
+
+        headlines = {n: b["headline"] for n, b in results["benchmarks"].items()}
+        ObjectStore(store_cfg).publish_dir(out, publish_uri, metadata={
+            "lineage": results["lineage"], "headlines": finite_or_none(headlines), "model": results["model"]})
+        log.info("published %s", publish_uri)
     return results
 
 
