@@ -44,6 +44,7 @@ class ScorerConfig(Section):
 
     base_url: str = Field(default="http://127.0.0.1:18480", description="scheme://host:port, no path")
     model_name: str = "shapesworld-scorer"
+    api_key_env: str | None = Field(default="UNIPIC_SCORER_API_KEY", description="env var with a Bearer token")
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=20)
     backoff_s: float = Field(default=0.5, ge=0)

@@ -25,7 +25,7 @@ class KServeV2Scorer:
     def __init__(
         self, base_url: str, model_name: str, *, timeout_s: float = 30.0, max_retries: int = 3,
         backoff_s: float = 0.5, max_backoff_s: float = 8.0, batch_size: int = 16, concurrency: int = 4,
-        score_range: tuple[float, float] = (0.0, 1.0), output_name: str = "score",
+        score_range: tuple[float, float] = (0.0, 1.0), output_name: str = "score", api_key: str | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
@@ -35,15 +35,18 @@ class KServeV2Scorer:
         self.score_range = score_range
         self.output_name = output_name
         self.stats = JudgeStats()
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s),
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=headers,
                                     limits=httpx.Limits(max_connections=concurrency))
 
     @classmethod
     def from_config(cls, cfg: Any) -> KServeV2Scorer:
         """Build from `unipic.config.evaluation.ScorerConfig`."""
+        from unipic.judges.http import api_key_from_env
+
         return cls(cfg.base_url, cfg.model_name, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries,
                    backoff_s=cfg.backoff_s, max_backoff_s=cfg.max_backoff_s, batch_size=cfg.batch_size,
-                   concurrency=cfg.concurrency)
+                   concurrency=cfg.concurrency, api_key=api_key_from_env(cfg.api_key_env))
 
     @property
     def url(self) -> str:
