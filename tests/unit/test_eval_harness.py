@@ -158,3 +158,16 @@ def test_unknown_benchmark_and_missing_model_are_clear_errors(cfg, tmp_path):
         evaluate(cfg.evaluation, cfg.shapes, tmp_path, pipeline=object(), benchmarks=["geneva"])
     with pytest.raises(EvaluationError, match="not a folder"):
         evaluate(cfg.evaluation, cfg.shapes, tmp_path, model=str(tmp_path / "nope"), benchmarks=["shapes_geneval"])
+
+
+def test_split_all_reports_train_and_heldout_separately(table, tmp_path):
+    cfg = _cfg(**{"evaluation.split": "all", "evaluation.generation.images_per_prompt": 1})
+    from unipic.evaluation.oracle import ShapesOraclePipeline
+
+    items = make_benchmark("shapes_geneval", cfg.evaluation, cfg.shapes).items()
+    assert {i.meta["split"] for i in items} == {"train", "heldout"} and len(items) == 12
+    res = evaluate(cfg.evaluation, cfg.shapes, tmp_path, pipeline=ShapesOraclePipeline(cfg.evaluation, cfg.shapes))
+    for name in ("shapes_geneval", "shapes_gedit"):
+        by = res["benchmarks"][name]["metrics"]["by_split"]
+        assert set(by) == {"train", "heldout"}
+    assert res["benchmarks"]["shapes_geneval"]["metrics"]["by_split"]["heldout"]["overall"] == 1.0

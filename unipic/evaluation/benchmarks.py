@@ -120,6 +120,21 @@ class GenEvalBenchmark(Benchmark):
         return out
 
 
+def shapes_configs(cfg: Any, shapes: Any) -> list[tuple[str, Any]]:
+    """The ShapesWorld configs of the twins' splits: held-out compositions (never generated for training),
+    train compositions (new scenes of seen compositions), or both, to measure the generalisation gap."""
+    splits = {"heldout": ["heldout"], "train": ["train"], "all": ["train", "heldout"]}[cfg.split]
+    return [(sp, shapes.model_copy(update={"image_size": cfg.image_size, "seed": cfg.seed,
+                                           "heldout": sp == "heldout"})) for sp in splits]
+
+
+def _by_split(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r.get("split", "?"), []).append(r)
+    return dict(sorted(out.items()))
+
+
 def spec_to_geneval(spec: Any) -> dict[str, Any]:
     """ShapesWorld T2ISpec -> GenEval metadata. Shape is the class; when two requirements share a shape,
     the 'colour shape' class is used so GenEval's per-class top-k does not pick the same object twice."""
@@ -161,21 +176,16 @@ class ShapesGenEvalBenchmark(GenEvalBenchmark):
     def __init__(self, cfg: Any, shapes: Any):
         super().__init__(cfg, shapes, _ShapesLabelDetector(), geneval.ShapesWorldColors())
 
-    def shapes_config(self) -> Any:
-        return self.shapes.model_copy(update={"image_size": self.cfg.image_size, "seed": self.cfg.seed,
-                                              "heldout": self.cfg.split == "heldout"})
-
     def items(self) -> list[EvalItem]:
         from unipic.data.shapes.t2i import make_t2i_sample
 
-        scfg = self.shapes_config()
-        n = self.cfg.n_per_task * len(scfg.t2i_tasks)
         items = []
-        for i in range(n):
-            s = make_t2i_sample(scfg, i)
-            items.append(EvalItem(f"t2i-{i:05d}", s.caption, s.task,
-                                  meta={"geneval": spec_to_geneval(s.spec), "spec": s.spec.model_dump(),
-                                        "split": s.split, "scene": s.scene.to_dict()}))
+        for split, scfg in shapes_configs(self.cfg, self.shapes):
+            for i in range(self.cfg.n_per_task * len(scfg.t2i_tasks)):
+                s = make_t2i_sample(scfg, i)
+                items.append(EvalItem(f"t2i-{split}-{i:05d}", s.caption, s.task,
+                                      meta={"geneval": spec_to_geneval(s.spec), "spec": s.spec.model_dump(),
+                                            "split": s.split, "scene": s.scene.to_dict()}))
         return items
 
     def _extra(self, item: EvalItem, image: Image.Image) -> dict[str, Any]:
@@ -183,7 +193,8 @@ class ShapesGenEvalBenchmark(GenEvalBenchmark):
         from unipic.data.shapes.score import score_t2i
 
         sc = score_t2i([np.asarray(image)], [item.meta["spec"]])[0]
-        return {"strict": sc.correct, "strict_reason": sc.reason, "graded": sc.score, "cleanliness": sc.cleanliness}
+        return {"strict": sc.correct, "strict_reason": sc.reason, "graded": sc.score, "cleanliness": sc.cleanliness,
+                "split": item.meta["split"]}
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out = super().aggregate(rows)
@@ -193,6 +204,9 @@ class ShapesGenEvalBenchmark(GenEvalBenchmark):
         out["strict_tasks"] = {t: float(np.mean(v)) for t, v in strict.items()}
         out["strict"] = float(np.mean(list(out["strict_tasks"].values()))) if strict else float("nan")
         out["cleanliness"] = float(np.mean([r["cleanliness"] for r in rows])) if rows else float("nan")
+        out["by_split"] = {sp: {"overall": geneval.summarize(rs)["overall"],
+                                "strict": float(np.mean([bool(r.get("strict")) for r in rs]))}
+                           for sp, rs in _by_split(rows).items()}
         return out
 
 
@@ -250,7 +264,7 @@ class ShapesGEditBenchmark(GEditBenchmark):
             sc = score_edit([np.asarray(it.source)], [np.asarray(images[it.item_id][0])], [it.meta["spec"]])[0]
             r.update({"exact_success": sc.success, "exact_instruction": sc.instruction_satisfied,
                       "exact_preservation": sc.preservation, "exact_overall": sc.overall, "exact_reason": sc.reason,
-                      "cleanliness": sc.cleanliness, "gedit_group": it.meta["gedit_group"]})
+                      "cleanliness": sc.cleanliness, "gedit_group": it.meta["gedit_group"], "split": it.meta["split"]})
         return rows
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -264,22 +278,24 @@ class ShapesGEditBenchmark(GEditBenchmark):
                             "overall": float(np.mean([r["exact_overall"] for r in rs]))} for c, rs in sorted(cats.items())}
         out["exact_success"] = float(np.mean([v["success"] for v in out["exact"].values()])) if cats else float("nan")
         out["exact_overall"] = float(np.mean([v["overall"] for v in out["exact"].values()])) if cats else float("nan")
+        out["by_split"] = {sp: {"overall": gedit.aggregate(rs)["overall"],
+                                "exact_success": float(np.mean([r["exact_success"] for r in rs]))}
+                           for sp, rs in _by_split(rows).items()}
         return out
 
     def items(self) -> list[EvalItem]:
         from unipic.data.shapes.edits import make_edit_sample
         from unipic.data.shapes.render import render
 
-        scfg = self.shapes.model_copy(update={"image_size": self.cfg.image_size, "seed": self.cfg.seed,
-                                              "heldout": self.cfg.split == "heldout"})
-        n = self.cfg.n_per_task * len(scfg.edit_categories)
         items = []
-        for i in range(n):
-            s = make_edit_sample(scfg, i)
-            items.append(EvalItem(f"edit-{i:05d}", s.instruction, s.category,
-                                  source=Image.fromarray(render(s.source)),
-                                  meta={"gedit_group": SHAPES_TO_GEDIT.get(s.category, s.category), "split": s.split,
-                                        "spec": s.spec.model_dump(mode="json"), "target": s.target.to_dict()}))
+        for split, scfg in shapes_configs(self.cfg, self.shapes):
+            for i in range(self.cfg.n_per_task * len(scfg.edit_categories)):
+                s = make_edit_sample(scfg, i)
+                items.append(EvalItem(f"edit-{split}-{i:05d}", s.instruction, s.category,
+                                      source=Image.fromarray(render(s.source)),
+                                      meta={"gedit_group": SHAPES_TO_GEDIT.get(s.category, s.category),
+                                            "split": s.split, "spec": s.spec.model_dump(mode="json"),
+                                            "target": s.target.to_dict()}))
         return items
 
 

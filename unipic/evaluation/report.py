@@ -54,6 +54,9 @@ def _breakdown(name: str, m: dict[str, Any]) -> str:
     if "groups" in m:
         parts.append(_table(["group", "SC", "PQ", "O", "n", "excluded"],
                             [[g, d["sc"], d["pq"], d["o"], d["n"], d["excluded"]] for g, d in m["groups"].items()]))
+    if "by_split" in m:
+        keys = sorted({k for d in m["by_split"].values() for k in d})
+        parts.append(_table(["split", *keys], [[sp, *[d.get(k) for k in keys]] for sp, d in m["by_split"].items()]))
     if "exact" in m:
         parts.append(_table(["category (exact scorer)", "success", "instruction", "preservation", "overall"],
                             [[c, d["success"], d["instruction"], d["preservation"], d["overall"]]
