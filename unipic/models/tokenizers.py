@@ -37,6 +37,7 @@ SHAPES = ("circle", "square", "triangle", "rectangle", "ellipse", "star", "hexag
 COUNTS = ("one", "two", "three", "four", "five")
 RELATIONS = ("left of", "right of", "above", "below", "next to")
 SIZES = ("small", "large", "big", "tiny")
+DIRECTIONS = ("up", "down", "left", "right")
 _WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")  # CLIP's pre-tokenizer, restricted to what captions contain
 
 
@@ -44,7 +45,10 @@ def shapes_corpus() -> list[str]:
     """Captions and edit instructions in the style of ShapesWorld's templates (GenEval/GEdit twins)."""
     lines: list[str] = []
     for c, s in itertools.product(COLORS, SHAPES):
-        lines += [f"a {c} {s}", f"a photo of a {c} {s}", f"a {s} that is {c}"]
+        article = "an" if c[0] in "aeiou" else "a"
+        lines += [f"{article} {c} {s}", f"a photo of {article} {c} {s}", f"a {s} that is {c}"]
+        lines += [f"move the {c} {s} {d}" for d in DIRECTIONS]
+        lines += [f"make the {c} {s} {z}" for z in ("smaller", "larger", "bigger")]
         lines += [
             f"make the {s} {c}",
             f"add a {c} {s}",
