@@ -35,6 +35,7 @@ def faults(server):
     yield server.faults
     server.faults.update({k: type(v)() for k, v in Faults().__dict__.items()})
     server.faults.hang_s = 5.0
+    server.faults.retry_after_s = 0.0
 
 
 def judge(server, **kw):
@@ -91,6 +92,14 @@ def test_5xx_is_retried_with_backoff_then_succeeds(server, faults):
     with judge(server, max_retries=3) as j:
         v = j.judge(j.pq_request(SRC))
     assert v.ok and v.attempts == 3 and j.stats.retries == 2
+
+
+def test_retry_after_is_honoured_up_to_the_backoff_cap(server, faults):
+    faults.fail_first, faults.retry_after_s = server.stats()["requests"] + 1, 0.4
+    t0 = time.perf_counter()
+    with judge(server, max_retries=2, backoff_s=0.01, max_backoff_s=1.0) as j:
+        assert j.judge(j.pq_request(SRC)).ok
+    assert time.perf_counter() - t0 >= 0.4
 
 
 def test_retries_are_bounded(server, faults):

@@ -34,6 +34,14 @@ class TransportFailure(Exception):
         self.kind, self.detail, self.attempts = kind, detail, attempts
 
 
+def _retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header (rate-limited APIs send it with 429/503); 0 when absent or a date."""
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
 def api_key_from_env(name: str | None) -> str | None:
     return os.environ.get(name) if name else None
 
@@ -45,9 +53,11 @@ def post_json(
     """POST JSON with retries. Returns (response JSON, attempts). Raises TransportFailure when retries are
     exhausted, JudgeError on a non-retryable client error (401/403/404/400: the setup is wrong)."""
     last_kind, last_detail = "connection", ""
+    hint = 0.0
     for attempt in range(policy.max_retries + 1):
         if attempt:
-            time.sleep(policy.delay(attempt - 1))
+            time.sleep(max(policy.delay(attempt - 1), min(hint, policy.max_backoff_s)))
+            hint = 0.0
         try:
             resp = client.post(url, json=payload, headers=headers)
         except httpx.TimeoutException as exc:
@@ -57,6 +67,7 @@ def post_json(
             last_kind, last_detail = "connection", f"cannot reach {url}: {exc}"
             continue
         if resp.status_code == 429 or resp.status_code >= 500:
+            hint = _retry_after(resp.headers.get("Retry-After"))
             last_kind = "http_429" if resp.status_code == 429 else "http_5xx"
             last_detail = f"{url} answered HTTP {resp.status_code}: {resp.text[:200]}"
             continue

@@ -61,6 +61,7 @@ class Faults:
     hang_s: float = 5.0
     delay_s: float = 0.0            # every request
     fail_first: int = 0             # the first N requests get HTTP 503
+    retry_after_s: float = 0.0      # Retry-After header sent with simulated 503s
     seed: int = 0
 
     def update(self, data: dict[str, Any]) -> None:
@@ -199,10 +200,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("judge-server: " + fmt, *args)
 
-    def _send(self, code: int, body: dict[str, Any]) -> None:
+    def _send(self, code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         try:
             self.send_response(code)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -278,7 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
             fault = _choose_fault(f, n, u)
             if fault == "error":
                 state.served("error")
-                return self._send(503, {"error": "simulated overload"})
+                return self._send(503, {"error": "simulated overload"},
+                                  {"Retry-After": str(f.retry_after_s)} if f.retry_after_s else None)
             if fault == "timeout":
                 state.served("timeout")
                 time.sleep(f.hang_s)
