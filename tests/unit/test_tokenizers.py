@@ -101,3 +101,22 @@ def test_prompts_change_embeddings(stack):
     e, p = encode_prompt(s.as_dict(), ["a red circle", "a blue square", ""], max_sequence_length=12)
     assert not torch.allclose(e[0], e[1]) and not torch.allclose(p[0], p[1])
     assert not torch.allclose(p[0], p[2])
+
+
+def test_shapesworld_texts_fit_the_tiny_presets_budget():
+    """ci/smoke keep 16 CLIP and 16 T5 tokens; every ShapesWorld caption and instruction must fit."""
+    from unipic.config import load_config
+    from unipic.config.data import ShapesConfig
+    from unipic.data.shapes import make_edit_sample, make_t2i_sample
+
+    text_cfg = load_config("ci").model.text
+    clip = make_clip_tokenizer(CORPUS, text_cfg.clip_vocab_size, text_cfg.clip_max_length)
+    t5 = make_t5_tokenizer(CORPUS, text_cfg.t5_vocab_size, text_cfg.t5_max_length)
+    texts = []
+    for heldout in (False, True):
+        cfg = ShapesConfig(heldout=heldout)
+        texts += [make_t2i_sample(cfg, i).caption for i in range(120)]
+        texts += [make_edit_sample(cfg, i).instruction for i in range(140)]
+    assert max(len(clip(t).input_ids) for t in texts) <= text_cfg.clip_max_length
+    assert max(len(t5(t).input_ids) for t in texts) <= text_cfg.t5_max_length
+    assert all(t5.unk_token_id not in t5(t).input_ids for t in texts)
