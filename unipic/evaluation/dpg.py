@@ -128,10 +128,14 @@ def crops(grid: Image.Image, pic_num: int = 4) -> list[Image.Image]:
 def score_item(item: DPGItem, grid: Image.Image, vqa: VQA, pic_num: int = 4) -> dict[str, Any]:
     """compute_dpg_one_sample: per crop, exact-"yes" scores, parent zeroing, mean; then mean over crops."""
     crop_scores, last_orig, answers = [], {}, []
-    for crop in crops(grid, pic_num):
+    cs = crops(grid, pic_num)
+    pairs = [(c, q.question) for c in cs for q in item.questions]
+    many = getattr(vqa, "answer_many", None)
+    flat = many(pairs) if many else [vqa.answer(c, q) for c, q in pairs]
+    for ci, crop in enumerate(cs):
         orig = {}
-        for q in item.questions:
-            a = vqa.answer(crop, q.question)
+        for qi, q in enumerate(item.questions):
+            a = flat[ci * len(item.questions) + qi]
             answers.append(a)
             orig[q.proposition_id] = 1.0 if a == "yes" else 0.0
         scored = dict(orig)
@@ -174,9 +178,14 @@ class JudgeVQA:
 
         self.judge, self._req = judge, JudgeRequest
 
-    def answer(self, image: Image.Image, question: str) -> str:
-        def parse(text: str) -> tuple[list[float], str]:
-            return [0.0], text.strip().strip(".!").lower()
+    @staticmethod
+    def _parse(text: str) -> tuple[list[float], str]:
+        return [0.0], text.strip().strip(".!").lower()
 
-        v = self.judge.judge(self._req(self.PROMPT.format(q=question), [image], parse))
-        return v.reasoning if v.ok else ""
+    def answer(self, image: Image.Image, question: str) -> str:
+        return self.answer_many([(image, question)])[0]
+
+    def answer_many(self, pairs: Sequence[tuple[Image.Image, str]]) -> list[str]:
+        """All questions of an item's crops in one concurrent batch."""
+        reqs = [self._req(self.PROMPT.format(q=q), [img], self._parse) for img, q in pairs]
+        return [v.reasoning if v.ok else "" for v in self.judge.judge_many(reqs)]
