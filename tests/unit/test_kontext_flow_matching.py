@@ -16,6 +16,7 @@ from unipic.diffusion import (
     sample_sigmas,
     shift_sigmas,
     sigma_to_timestep,
+    time_shift,
     velocity_target,
 )
 
@@ -70,6 +71,11 @@ def test_sample_sigmas_distribution_and_rng():
     shifted = sample_sigmas(20000, "logit_normal", shift=3.0, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(shifted, shift_sigmas(t, 3.0))
     assert shifted.mean() > t.mean()
+    by_res = sample_sigmas(20000, mu=resolution_mu(4096), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(by_res, time_shift(resolution_mu(4096), t))
+    assert by_res.mean() > t.mean()
+    with pytest.raises(ValueError, match="not both"):
+        sample_sigmas(2, shift=3.0, mu=0.5)
     u = sample_sigmas(20000, "uniform", generator=g)
     assert abs(u.mean().item() - 0.5) < 0.02
     m = sample_sigmas(1000, "mode", generator=g)

@@ -55,14 +55,18 @@ def sample_sigmas(
     logit_std: float = 1.0,
     mode_scale: float = 1.29,
     shift: float = 1.0,
+    mu: float | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Training noise levels t in (0, 1) (SD3 §3.1 samplers), optionally shifted. Uses only `generator`'s RNG.
 
     logit_normal: t = sigmoid(N(mean, std)) (SD3's default); uniform; mode: SD3's mode sampling with
-    `mode_scale`.
+    `mode_scale`. Shift: static `shift` (SD3: 3.0), or resolution-dependent with `mu = resolution_mu(tokens)`
+    (exponential time shift, as the scheduler's dynamic shifting); not both.
     """
+    if mu is not None and shift != 1.0:
+        raise ValueError("give either a static shift or a resolution mu, not both")
     if scheme == "logit_normal":
         u = torch.randn(batch_size, generator=generator, device=device) * logit_std + logit_mean
         t = torch.sigmoid(u)
@@ -74,6 +78,8 @@ def sample_sigmas(
     else:
         raise ValueError(f"unknown timestep sampling '{scheme}'; use logit_normal, uniform or mode")
     t = t.clamp(1e-5, 1 - 1e-5)
+    if mu is not None:
+        return time_shift(mu, t)
     return shift_sigmas(t, shift) if shift != 1.0 else t
 
 
