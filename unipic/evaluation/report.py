@@ -76,7 +76,8 @@ def _verdict(r: dict[str, Any]) -> str:
         cls = "ok" if r["correct"] else "bad"
         why = r.get("reason") or "all clauses hold"
         strict = f" · strict {'✓' if r.get('strict') else '✗'}" if "strict" in r else ""
-        return f"<span class='{cls}'>{'correct' if r['correct'] else 'wrong'}</span>{strict}<br>{html.escape(why)}"
+        why_html = html.escape(why).replace("\n", "<br>")
+        return f"<span class='{cls}'>{'correct' if r['correct'] else 'wrong'}</span>{strict}<br>{why_html}"
     if "o" in r:
         if r["o"] is None:
             return f"<span class='bad'>excluded ({html.escape(', '.join(map(str, r.get('judge_errors', []))))})</span>"
