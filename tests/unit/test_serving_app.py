@@ -206,3 +206,18 @@ def fuzz_client():
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
         assert c.get("/v2/health/ready").status_code == 200
+
+
+def test_v2_json_without_content_type_is_read_as_json():
+    """tritonclient's pure-JSON requests carry no Content-Type; KServe alone would answer 400."""
+    _, app = make()
+    body = json.dumps({"inputs": [{"name": "prompt", "shape": [1], "datatype": "BYTES", "data": ["p"]}]}).encode()
+
+    async def post():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            req = c.build_request("POST", "/v2/models/unipic/infer", content=body)
+            del req.headers["content-type"]
+            return await c.send(req)
+
+    r = asyncio.run(post())
+    assert r.status_code == 200, r.text

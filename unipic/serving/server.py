@@ -80,6 +80,23 @@ class _TooBig(Exception):
     pass
 
 
+class DefaultJSON:
+    """ASGI middleware: a V2 infer body with neither a Content-Type nor the binary-extension header is JSON.
+
+    The V2 protocol's default body is JSON, and tritonclient's HTTP client sends pure-JSON requests without a
+    Content-Type; KServe's route would read those as binary-extension bytes and answer 400."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").endswith("/infer"):
+            names = {k.lower() for k, _ in scope.get("headers") or []}
+            if b"content-type" not in names and b"inference-header-content-length" not in names:
+                scope = {**scope, "headers": [*scope.get("headers", []), (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
 def build_app(model: UniPicPredictor, cfg: ServeConfig) -> FastAPI:
     """A FastAPI app with KServe's V1/V2 routes, `/metrics`, readiness that tracks `model.ready`, and error
     handlers that turn request problems into 4xx with a message (never a dead server)."""
@@ -138,6 +155,7 @@ def build_app(model: UniPicPredictor, cfg: ServeConfig) -> FastAPI:
     app.add_exception_handler(NotImplementedError, status(501))
     app.add_exception_handler(kerr.InferenceError, status(500))
     app.add_exception_handler(Exception, kerr.generic_exception_handler)
+    app.add_middleware(DefaultJSON)
     app.add_middleware(BodyLimit, max_bytes=cfg.limits.max_payload_bytes)
     return app
 
