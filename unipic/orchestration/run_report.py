@@ -26,7 +26,22 @@ class TaskSummary:
     params: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     reports: list[Path] = field(default_factory=list)
+    markdown: list[tuple[str, str]] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
+
+
+def _classify(task: TaskSummary, art_name: str, f: Path) -> None:
+    """KFP artifact files often have no suffix: sniff HTML and Markdown reports by content."""
+    if f.suffix == ".png":
+        task.images.append(f)
+    elif f.suffix == ".html":
+        task.reports.append(f)
+    elif f.suffix in ("", ".md") and f.stat().st_size < 20_000_000:
+        head = f.read_bytes()[:512].lstrip()
+        if head.startswith((b"<!doctype", b"<!DOCTYPE", b"<html", b"<HTML")):
+            task.reports.append(f)
+        elif f.suffix == ".md" or head.startswith(b"#"):
+            task.markdown.append((art_name, f.read_text(errors="replace")))
 
 
 def _files(path: Path) -> list[Path]:
@@ -46,11 +61,9 @@ def collect_tasks(job_dir: Path) -> list[TaskSummary]:
             arts = group.get("artifacts", [])
             task.artifacts[name] = [{"uri": a.get("uri", ""), "metadata": a.get("metadata", {})} for a in arts]
             for art in arts:
-                for f in _files(Path(a_uri)) if (a_uri := art.get("uri", "")).startswith("/") else []:
-                    if f.suffix in (".html", ".md"):
-                        task.reports.append(f)
-                    elif f.suffix == ".png":
-                        task.images.append(f)
+                uri = art.get("uri", "")
+                for f in _files(Path(uri)) if uri.startswith("/") else []:
+                    _classify(task, name, f)
         tasks.append(task)
     return tasks
 
@@ -66,17 +79,35 @@ def _rel(path: Path, base: Path) -> str:
     return html.escape(os.path.relpath(path, base))
 
 
+def _linkable(report: Path, task: str, base: Path) -> Path:
+    """Browsers show a suffix-less file as text: give HTML reports an .html name next to the run report."""
+    if report.suffix == ".html":
+        return report
+    target = base / "_reports" / f"{task.replace('/', '_')}-{report.name}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(report.read_bytes())
+    return target
+
+
+def _markdown(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+
+
 def render(tasks: list[TaskSummary], base: Path, title: str, header: dict[str, Any]) -> str:
     parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;"
              "margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:90%}"
              "img{image-rendering:pixelated;width:160px;margin:2px;border:1px solid #ddd}"
-             "h2{border-bottom:2px solid #444;margin-top:1.5em}</style>",
+             "h2{border-bottom:2px solid #444;margin-top:1.5em}.md img{width:auto;max-width:100%}"
+             "details{margin:.5em 0;padding:.3em .8em;border-left:3px solid #9bc}</style>",
              f"<h1>{html.escape(title)}</h1><table>"]
     parts += [f"<tr><th>{html.escape(str(k))}</th><td>{_cell(v)}</td></tr>" for k, v in header.items()]
     parts.append("</table><h2>Stages</h2><table><tr><th>task</th><th>outputs</th><th>reports</th></tr>")
     for t in tasks:
-        links = " ".join(f"<a href='{_rel(r, base)}'>{html.escape(r.name)}</a>" for r in t.reports) or "-"
+        links = " ".join(f"<a href='{_rel(_linkable(r, t.name, base), base)}'>{html.escape(r.name)}</a>"
+                         for r in t.reports) or "-"
         outs = ", ".join(list(t.params) + list(t.artifacts)) or "-"
         parts.append(f"<tr><td><a href='#{html.escape(t.name)}'>{html.escape(t.name)}</a></td>"
                      f"<td>{html.escape(outs)}</td><td>{links}</td></tr>")
@@ -92,6 +123,9 @@ def render(tasks: list[TaskSummary], base: Path, title: str, header: dict[str, A
                                              for k, v in rows) + "</table>")
         parts += [f"<a href='{_rel(i, base)}'><img src='{_rel(i, base)}' title='{html.escape(i.name)}'></a>"
                   for i in t.images[:_MAX_IMAGES_PER_TASK]]
+        for art_name, text in t.markdown:
+            parts.append(f"<details open><summary>{html.escape(art_name)}</summary><div class='md'>"
+                         f"{_markdown(text)}</div></details>")
     return "\n".join(parts)
 
 

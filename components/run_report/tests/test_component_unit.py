@@ -31,3 +31,15 @@ def test_report_lists_tasks_metadata_and_images(tmp_path):
     assert "generate-shapes" in page and "evaluate" in page and "SUCCEEDED" in page
     assert "abc123" in page and "geneval_overall" in page
     assert "href='evaluate/report/index.html'" in page and "evaluate/report/grid.png" in page
+
+
+def test_suffixless_reports_are_sniffed(tmp_path):
+    job = tmp_path / "root" / "job"
+    _task(job, "pretrain", {}, {"report": ({}, {"report": b"# Pre-training\n\n- steps: 3\n"}),
+                               "validation": ({}, {"validation": b"<!doctype html><p>gx</p>"})})
+    status = SimpleNamespace(state="FAILED", error_message="boom")
+    page = open(write_run_report.python_func(preset="ci", overrides=[], pipeline_root=str(tmp_path / "root"),
+                                             job_name="job", status=status)).read()
+    assert "<h1>Pre-training</h1>" in page and "boom" in page
+    linked = job / "_reports" / "pretrain-validation.html"
+    assert linked.read_bytes().startswith(b"<!doctype html>") and "_reports/pretrain-validation.html" in page
