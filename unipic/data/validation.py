@@ -71,7 +71,6 @@ def load_suite_spec(path: Path) -> dict[str, Any]:
 def _expectations(spec: dict[str, Any], gate: GateConfig) -> list[Any]:
     import great_expectations.expectations as gxe
 
-    cond = {"condition_parser": "pandas"}
     ex: list[Any] = []
     cols = spec.get("columns") or {}
     if cols:
@@ -79,10 +78,10 @@ def _expectations(spec: dict[str, Any], gate: GateConfig) -> list[Any]:
         for col, dtype in cols.items():
             ex.append(gxe.ExpectColumnValuesToBeInTypeList(column=col, type_list=[dtype]))
     ex += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in spec.get("not_null", [])]
-    ex += [gxe.ExpectColumnValuesToNotBeNull(column=c, row_condition=q, **cond)
+    ex += [gxe.ExpectColumnValuesToNotBeNull(column=c, row_condition=q, condition_parser="pandas")
            for c, q in (spec.get("not_null_where") or {}).items()]
     ex += [gxe.ExpectColumnValuesToBeUnique(column=c) for c in spec.get("unique", [])]
-    ex += [gxe.ExpectColumnValuesToBeUnique(column=c, row_condition=q, **cond)
+    ex += [gxe.ExpectColumnValuesToBeUnique(column=c, row_condition=q, condition_parser="pandas")
            for c, q in (spec.get("unique_where") or {}).items()]
     ex += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=v) for c, v in (spec.get("in_set") or {}).items()]
     ex += [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi)

@@ -29,14 +29,13 @@ def build_definitions(source_path: str, ttl_days: int, s3_endpoint: str | None =
     types = {"f": Float32, "i": Int64, "s": String}
     sample = Entity(name=ENTITY, join_keys=["sample_id"], value_type=ValueType.STRING,
                     description="one curated sample (T2I image or edit triplet)")
-    extra = {"s3_endpoint_override": s3_endpoint} if s3_endpoint else {}
     views = []
     for name, feats in (("image_quality", IMAGE_FEATURES), ("text_signals", TEXT_FEATURES)):
         src = FileSource(name=f"{name}_src", path=source_path, timestamp_field="event_timestamp",
-                         created_timestamp_column="created", **extra)
+                         created_timestamp_column="created", s3_endpoint_override=s3_endpoint)
         views.append(FeatureView(
             name=name, entities=[sample], ttl=timedelta(days=ttl_days), source=src, online=True,
             schema=[Field(name=n, dtype=types[t]) for n, t in feats.items()],
         ))
-    service = FeatureService(name=FEATURE_SERVICE, features=views)
+    service = FeatureService(name=FEATURE_SERVICE, features=list(views))
     return [sample, *views, service]

@@ -55,7 +55,7 @@ def sample_grid(samples: list[tuple[np.ndarray, str]], path: Path, cell: int = 9
     draw = ImageDraw.Draw(grid)
     for i, (pixels, label) in enumerate(samples):
         im = Image.fromarray(pixels)
-        im.thumbnail((cell, cell), Image.NEAREST if max(im.size) < cell else Image.BILINEAR)
+        im.thumbnail((cell, cell), Image.Resampling.NEAREST if max(im.size) < cell else Image.Resampling.BILINEAR)
         x, y = (i % cols) * cell, (i // cols) * (cell + label_h)
         grid.paste(im, (x + (cell - im.width) // 2, y + (cell - im.height) // 2))
         draw.text((x + 2, y + cell), label[: cell // 6], fill="black")

@@ -47,7 +47,7 @@ def phash_bits(pixels: np.ndarray, size: int = 8, channels: str = "rgb") -> np.n
     low-frequency block is computed (two small matrix products), not the full DCT."""
     side = size * 4
     im = Image.fromarray(analysis_view(pixels))
-    small = np.asarray(im.resize((side, side), Image.BILINEAR), dtype=np.float32)
+    small = np.asarray(im.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32)
     if small.ndim == 2:
         small = small[..., None]
     small = small[..., :3]

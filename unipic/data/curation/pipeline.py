@@ -66,7 +66,7 @@ class Curator:
             on_reject: Callable[[Sample, str], None] | None = None) -> Iterator[Sample]:
         """Yield the samples every filter accepts; report each rejection to `on_reject`."""
         for sample in samples:
-            task = sample.task if isinstance(sample.task, str) and sample.task else "unknown"
+            task = sample.task if isinstance(sample.task, str) and sample.task else "(invalid)"
             self._in[task] += 1
             reason = None
             for f in self.filters:

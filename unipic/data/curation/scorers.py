@@ -57,7 +57,7 @@ class ClipScorer:
     def _pixels(self, pixels: np.ndarray) -> object:
         from PIL import Image
 
-        im = Image.fromarray(pixels).convert("RGB").resize((self.size, self.size), Image.BICUBIC)
+        im = Image.fromarray(pixels).convert("RGB").resize((self.size, self.size), Image.Resampling.BICUBIC)
         arr = (np.asarray(im, dtype=np.float32) / 255.0 - self._MEAN) / self._STD
         return self._torch.from_numpy(arr.transpose(2, 0, 1)[None].copy())
 

@@ -27,6 +27,14 @@ from unipic.errors import ConfigError, DataError
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "bmp")
 
 
+def _field(row: dict[str, Any], *keys: str, default: Any) -> Any:
+    """The first of `keys` present and not null, as given (a NaN or a number is left for the filters to reject)."""
+    for key in keys:
+        if row.get(key) is not None:
+            return row[key]
+    return default
+
+
 def _read_file(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -68,14 +76,14 @@ class FolderSource:
             file = row.get("file") or row.get("image") or row.get("path")
             sid = row.get("id", row.get("sample_id"))
             sid = str(sid) if sid is not None else f"{self.prefix}-{Path(str(file)).stem if file else lineno}"
-            task = str(row.get("task") or "caption")
+            task = _field(row, "task", default="caption")
             if not isinstance(file, str) or not file:
                 yield Sample(sid, "t2i", task, row.get("caption"), None, meta=row, origin=origin,
                              defect="missing_file_field")
                 continue
             data = _read_file(base / file)
             yield Sample(sid, "t2i", task, row.get("caption", row.get("text")), data, meta=row, origin=origin,
-                         split=str(row.get("split") or "train"), defect=None if data is not None else "missing_file")
+                         split=_field(row, "split", default="train"), defect=None if data is not None else "missing_file")
 
 
 class EditTripletSource:
@@ -95,7 +103,7 @@ class EditTripletSource:
                 continue
             sid = row.get("id", row.get("sample_id"))
             sid = str(sid) if sid is not None else f"{self.prefix}-{lineno:08d}"
-            task = str(row.get("category") or row.get("task") or "edit")
+            task = _field(row, "category", "task", default="edit")
             src, tgt = row.get("source"), row.get("target")
             if not isinstance(src, str) or not isinstance(tgt, str) or not src or not tgt:
                 yield Sample(sid, "edit", task, row.get("instruction"), None, meta=row, origin=origin,
@@ -103,7 +111,7 @@ class EditTripletSource:
                 continue
             a, b = _read_file(base / src), _read_file(base / tgt)
             yield Sample(sid, "edit", task, row.get("instruction"), a, b, meta=row, origin=origin,
-                         split=str(row.get("split") or "train"),
+                         split=_field(row, "split", default="train"),
                          defect=None if a is not None and b is not None else "missing_file")
 
 
@@ -122,17 +130,17 @@ def _sample_from_members(key: str, parts: dict[str, bytes], origin: str) -> Samp
     if is_edit:
         image, target = parts.get("src.png"), parts.get("tgt.png")
         text = meta.get("instruction", meta.get("text"))
-        task = meta.get("category") or meta.get("task") or "edit"
+        task = _field(meta, "category", "task", default="edit")
     else:
         image = next((parts[e] for e in IMAGE_EXTS if e in parts), None)
         target = None
         text = meta.get("caption", meta.get("text"))
         if text is None and "txt" in parts:
             text = parts["txt"].decode("utf-8", errors="replace")
-        task = meta.get("task") or "caption"
+        task = _field(meta, "task", default="caption")
     sid = meta.get("sample_id", key)
-    return Sample(str(sid), "edit" if is_edit else "t2i", str(task), text, image, target, meta=meta,
-                  split=str(meta.get("split") or "train"), origin=origin, defect=defect)
+    return Sample(str(sid), "edit" if is_edit else "t2i", task, text, image, target, meta=meta,
+                  split=_field(meta, "split", default="train"), origin=origin, defect=defect)
 
 
 def iter_tar(path: str | Path, origin: str | None = None) -> Iterator[Sample]:
@@ -152,7 +160,7 @@ def iter_tar(path: str | Path, origin: str | None = None) -> Iterator[Sample]:
                     continue
                 name = member.name.rsplit("/", 1)[-1]
                 k, _, ext = name.partition(".")
-                if key is not None and k != key:
+                if key is not None and (k != key or ext.lower() in parts):  # a repeated key starts a new sample
                     yield _sample_from_members(key, parts, f"{origin}#{key}")
                     parts = {}
                 key = k
@@ -175,7 +183,8 @@ def iter_tar(path: str | Path, origin: str | None = None) -> Iterator[Sample]:
         sample.defect = "broken_shard"
         yield sample
         return
-    yield _sample_from_members(key, parts, f"{origin}#{key}")
+    if key is not None:
+        yield _sample_from_members(key, parts, f"{origin}#{key}")
 
 
 class ShardSource:
