@@ -33,3 +33,23 @@ def test_unpublished_model_uri_is_a_clear_error(store_config, s3_prefix, tmp_pat
     cfg = load_config("ci", ["evaluation.benchmarks=[shapes_geneval]"])
     with pytest.raises(UniPicError, match="not published|incomplete"):
         evaluate(cfg.evaluation, cfg.shapes, tmp_path, model=f"{s3_prefix}nothing-here", store_cfg=store_config)
+
+
+@pytest.mark.integration
+def test_gate_cli_reads_published_results_from_the_store(store_config, store, s3_prefix, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from unipic.cli.main import _register, app
+
+    store.write_json(f"{s3_prefix}cand/results.json", {"model": "c", "benchmarks": {"shapes_geneval": {
+        "headline": 0.9, "metrics": {}, "judge_stats": None}}})
+    store.write_json(f"{s3_prefix}dep/results.json", {"model": "d", "benchmarks": {"shapes_geneval": {
+        "headline": 0.5, "metrics": {}, "judge_stats": None}}})
+    monkeypatch.setenv("UNIPIC_S3_ACCESS_KEY", store_config.access_key.get_secret_value())
+    monkeypatch.setenv("UNIPIC_S3_SECRET_KEY", store_config.secret_key.get_secret_value())
+    if not any(c.name == "gate" for c in app.registered_commands):
+        _register()
+    r = CliRunner().invoke(app, ["gate", "-c", f"{s3_prefix}cand", "-d", f"{s3_prefix}dep/results.json",
+                                 "--set", f"store.endpoint={store_config.endpoint}"])
+    assert r.exit_code == 0, r.output
+    assert '"promote"' in r.output

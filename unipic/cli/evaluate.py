@@ -10,6 +10,20 @@ import typer
 
 from unipic.cli.common import PresetOpt, SetOpt, make_config
 
+def _load(uri: str | None, store_cfg):
+    """results.json from a folder, a file or an s3:// URI (of the file or of a published evaluation prefix)."""
+    if uri is None:
+        return None
+    if uri.startswith("s3://"):
+        from unipic.storage import ObjectStore
+
+        key = uri if uri.endswith(".json") else uri.rstrip("/") + "/results.json"
+        return ObjectStore(store_cfg).read_json(key)
+    from unipic.evaluation.gate import load_results
+
+    return load_results(uri)
+
+
 BENCH_HELP = "Benchmark (repeatable): shapes_geneval, shapes_gedit, geneval, dpg, gedit, imgedit."
 
 
@@ -35,7 +49,7 @@ def evaluate(
             raise typer.BadParameter(f"unknown benchmark '{b}'; choose from {', '.join(BENCHMARKS)}",
                                      param_hint="--benchmark")
     res = run(cfg.evaluation, cfg.shapes, out, model=model, benchmarks=benchmark or None, store_cfg=cfg.store,
-              previous=previous, publish_uri=publish)
+              previous=_load(previous, cfg.store), publish_uri=publish)
     for name, b in res["benchmarks"].items():
         js = b.get("judge_stats") or {}
         extra = f", judge excluded {js['excluded']}/{js['requests']}" if js else ""
@@ -45,18 +59,19 @@ def evaluate(
 
 
 def gate(
-    candidate: Annotated[str, typer.Option("--candidate", "-c", help="results.json (or folder) of the candidate")],
+    candidate: Annotated[str, typer.Option("--candidate", "-c",
+                                           help="results.json, its folder, or an s3:// published evaluation")],
     deployed: Annotated[str | None, typer.Option("--deployed", "-d",
-                                                 help="results.json (or folder) of the deployed model")] = None,
+                                                 help="the deployed model's results (same forms)")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the decision JSON here")] = None,
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
 ) -> None:
     """Compare a candidate's results with thresholds and the deployed model: promote (exit 0) or reject (exit 1)."""
-    from unipic.evaluation.gate import decide, load_results
+    from unipic.evaluation.gate import decide
 
     cfg = make_config(preset, set_)
-    decision = decide(load_results(candidate), cfg.evaluation.gate, load_results(deployed))
+    decision = decide(_load(candidate, cfg.store), cfg.evaluation.gate, _load(deployed, cfg.store))
     text = json.dumps(decision.to_dict(), indent=2)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
