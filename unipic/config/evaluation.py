@@ -88,7 +88,10 @@ class EvaluationConfig(Section):
         default="heldout", description="ShapesWorld twins: compositions never seen in training by default"
     )
     n_per_task: int = Field(default=8, ge=1, description="ShapesWorld twins: prompts per task/category")
-    image_size: int = Field(default=32, ge=16, le=1024, description="ShapesWorld twins: canvas side")
+    image_size: int | None = Field(
+        default=None, ge=16, le=1024,
+        description="ShapesWorld twins: canvas side of sources and ground truth; None = shapes.image_size (training size)",
+    )
     seed: int = Field(default=1234, description="ShapesWorld twins: which scenes are drawn")
     data_dir: str = Field(
         default="data/benchmarks", description="folder holding the public benchmarks' files (prompts, metadata)"

@@ -124,8 +124,9 @@ def shapes_configs(cfg: Any, shapes: Any) -> list[tuple[str, Any]]:
     """The ShapesWorld configs of the twins' splits: held-out compositions (never generated for training),
     train compositions (new scenes of seen compositions), or both, to measure the generalisation gap."""
     splits = {"heldout": ["heldout"], "train": ["train"], "all": ["train", "heldout"]}[cfg.split]
-    return [(sp, shapes.model_copy(update={"image_size": cfg.image_size, "seed": cfg.seed,
-                                           "heldout": sp == "heldout"})) for sp in splits]
+    size = cfg.image_size or shapes.image_size
+    return [(sp, shapes.model_copy(update={"image_size": size, "seed": cfg.seed, "heldout": sp == "heldout"}))
+            for sp in splits]
 
 
 def _by_split(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
