@@ -147,3 +147,24 @@ def test_full_queue_answers_429():
 
     err = run(main())
     assert err.status == 429 and "max_queue" in err.message
+
+
+def test_wait_for_company_only_under_concurrency():
+    rec = Recorder()
+
+    async def main():
+        lone_batcher = MicroBatcher(rec, BatchingConfig(max_batch_images=8, max_wait_ms=60_000))
+        _, lone = await asyncio.wait_for(lone_batcher.submit(FakeJob("a", tag=0)), timeout=30)
+        lone_batcher.close()
+        b = MicroBatcher(rec, BatchingConfig(max_batch_images=8, max_wait_ms=300))
+        await asyncio.gather(*(b.submit(FakeJob("a", tag=i)) for i in range(1, 4)))  # a batch with company
+        late = [asyncio.ensure_future(b.submit(FakeJob("a", tag=10)))]
+        await asyncio.sleep(0.1)
+        late.append(asyncio.ensure_future(b.submit(FakeJob("a", tag=11))))
+        await asyncio.gather(*late)
+        b.close()
+        return lone
+
+    lone = run(main())
+    assert lone.size == 1  # answered without the 60 s wait (wait_for would have failed)
+    assert rec.calls[-1] == [("a", 10), ("a", 11)]  # after a shared batch, the next one waited for company

@@ -2,8 +2,9 @@
 
 KServe's Python server does not batch (its `batcher` is a cluster sidecar), and a diffusion step costs about the
 same for 1 or 8 images on an under-used accelerator, so batching is where serving throughput comes from. The
-oldest waiting job picks the batch key (FIFO, no starvation); it waits at most `max_wait_ms` for company, and
-jobs that arrive while a batch runs form the next one. One worker thread runs the model: the event loop stays
+oldest waiting job picks the batch key (FIFO, no starvation); jobs that arrive while a batch runs form the next
+one, and when recent batches had company the oldest job also waits up to `max_wait_ms` for more. A lone client
+(recent batches of one) never waits, so batching costs it nothing. One worker thread runs the model: the event loop stays
 free to accept, validate and answer requests.
 """
 
@@ -64,6 +65,7 @@ class MicroBatcher(Generic[J]):
         self._on_depth = on_depth or (lambda n: None)
         self._on_batch = on_batch or (lambda n: None)
         self.batches_run = 0
+        self._recent_jobs = 1.0  # EWMA of jobs per batch: wait for company only when recent batches had some
 
     @property
     def depth(self) -> int:
@@ -118,7 +120,7 @@ class MicroBatcher(Generic[J]):
                 await self._arrived.wait()
                 continue
             deadline = self._pending[0].enqueued + self.cfg.max_wait_ms / 1000.0
-            while self.cfg.enabled and self._ready_cost() < self.limit:
+            while self.cfg.enabled and self._recent_jobs > 1.05 and self._ready_cost() < self.limit:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -146,6 +148,7 @@ class MicroBatcher(Generic[J]):
                 continue
             run_s = time.perf_counter() - started
             self.batches_run += 1
+            self._recent_jobs = 0.5 * self._recent_jobs + 0.5 * len(batch)
             for p, result in zip(batch, results):
                 if not p.future.done():
                     p.future.set_result((result, BatchInfo(size=size, queue_s=started - p.enqueued, run_s=run_s)))
