@@ -129,10 +129,15 @@ def main() -> None:
             "optimizer_state_mb": rs[0]["optimizer_state_mb"],
         }
     k, m = summary["kontext"], summary["metaquery"]
+    from unipic.config import load_config
+
+    cfg = load_config(args.preset)
+    text_tokens = cfg.model.text.clip_max_length + (cfg.model.text.t5_max_length if cfg.model.text.use_t5 else 0)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()}, "
             f"{os.cpu_count()} CPUs", "load_avg_1_5_15": load, "preset": args.preset, "batch_size": args.batch_size,
             "timed_steps": args.steps, "warmup_steps": args.warmup, "repeats": args.repeats,
-            "precision": runs["kontext"][0]["precision"], "threads": runs["kontext"][0]["threads"]}
+            "precision": runs["kontext"][0]["precision"], "threads": runs["kontext"][0]["threads"],
+            "dit_text_tokens": {"kontext": text_tokens, "metaquery": cfg.metaquery.num_queries}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "metaquery_speed.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs},
                                                              indent=2))
@@ -154,7 +159,11 @@ def main() -> None:
              f"| AdamW state (MiB) | {k['optimizer_state_mb'] or 0:.1f} | {m['optimizer_state_mb'] or 0:.1f} | |", "",
              "Kontext's step includes its frozen CLIP-L/CLIP-G/T5 prompt encoding; MetaQuery's replaces that with the "
              "frozen Qwen2.5-VL forward (with the source image on edit batches) plus the connector's forward and "
-             "backward (gradients flow back to the queries through the frozen MLLM)."]
+             "backward (gradients flow back to the queries through the frozen MLLM).",
+             f"The DiT's text sequence is {text_tokens} tokens for Kontext (CLIP {cfg.model.text.clip_max_length} + "
+             f"T5 {cfg.model.text.t5_max_length if cfg.model.text.use_t5 else 0}) against {cfg.metaquery.num_queries} "
+             "query tokens for MetaQuery: the joint attention of every DiT block is shorter, which is why the "
+             "MetaQuery step can be the cheaper one at this size despite the extra MLLM forward."]
     (RESULTS / "metaquery_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
