@@ -16,6 +16,7 @@ from kfp import dsl
 
 from components.base_model.component import resolve_base_model
 from components.curate.component import curate_dataset
+from components.deploy.component import deploy_model
 from components.evaluate.component import evaluate_model
 from components.gate.component import gate_model
 from components.generate.component import generate_shapes
@@ -23,6 +24,8 @@ from components.metaquery.component import train_metaquery
 from components.passthrough.component import dataset_version, skip_stage
 from components.prerequisites.component import check_prerequisites
 from components.pretrain.component import pretrain_kontext
+from components.rl_edit.component import rl_edit as rl_edit_stage
+from components.rl_t2i.component import rl_t2i as rl_t2i_stage
 from components.run_report.component import write_run_report
 from pipelines.cluster import configure_task
 from unipic.config.cluster import ClusterConfig
@@ -34,10 +37,11 @@ def build_pipeline(cluster: ClusterConfig | None = None, *, workspace: bool = Tr
     cluster = cluster or ClusterConfig()
     config = dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size=cluster.workspace_size)) if workspace else None
 
-    def switched(enabled, stage: str, make_task, resources, fallback_uri):
-        """Run `make_task()` when `enabled`, else hand `fallback_uri` on; returns the stage's output URI."""
+    def switched(enabled, stage: str, make_tasks, fallback_uri):
+        """Run `make_tasks()` (returns the last task) when `enabled`, else hand `fallback_uri` on. Returns the
+        stage's output URI either way, so the DAG keeps one shape for the Table 4 ablations."""
         with dsl.If(enabled == True, name=f"{stage}-on"):  # noqa: E712 - KFP condition on a pipeline channel
-            task = configure_task(make_task(), resources, cluster)
+            task = make_tasks()
         with dsl.Else(name=f"{stage}-off"):
             skipped = configure_task(skip_stage(uri=fallback_uri, stage=stage), cluster.light, cluster)
         return dsl.OneOf(task.outputs["Output"], skipped.output)
@@ -57,6 +61,7 @@ def build_pipeline(cluster: ClusterConfig | None = None, *, workspace: bool = Tr
         rl_t2i: bool = True,
         metaquery: bool = True,
         deployed_results_uri: str = "",
+        deploy_mode: str = "local",
     ):
         """UniPic 2.0 end to end.
 
@@ -69,6 +74,7 @@ def build_pipeline(cluster: ClusterConfig | None = None, *, workspace: bool = Tr
             rl_t2i: PDTR stage 2, Flow-GRPO on text-to-image (paper §3.3).
             metaquery: MetaQuery stages 1-2 on top of the Kontext model (paper §3.1, §4.1).
             deployed_results_uri: results.json of the model now serving, for the gate's regression check.
+            deploy_mode: "local" (model server on 127.0.0.1) or "cluster" (KServe InferenceService canary).
         """
         report = write_run_report(preset=preset, overrides=overrides, pipeline_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
                                   job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
@@ -93,23 +99,36 @@ def build_pipeline(cluster: ClusterConfig | None = None, *, workspace: bool = Tr
             pre = pretrain_kontext(preset=preset, overrides=overrides, base_model_uri=base.outputs["Output"],
                                    dataset_uri=cur.outputs["Output"], dataset_rev=dataset_rev, out_uri="")
             configure_task(pre, cluster.pretrain, cluster)
-            kontext = pre.outputs["Output"]
+            data = dict(preset=preset, overrides=overrides, dataset_uri=cur.outputs["Output"],
+                        dataset_rev=dataset_rev)
 
-            mq1 = train_metaquery(preset=preset, overrides=overrides, init_from=kontext,
-                                  dataset_uri=cur.outputs["Output"], dataset_rev=dataset_rev, stage=1, image_to="",
-                                  out_uri="")
-            configure_task(mq1, cluster.metaquery, cluster)
-            mq2 = train_metaquery(preset=preset, overrides=overrides, init_from=mq1.outputs["Output"],
-                                  dataset_uri=cur.outputs["Output"], dataset_rev=dataset_rev, stage=2, image_to="",
-                                  out_uri="")
-            configure_task(mq2, cluster.metaquery, cluster)
+            # PDTR (paper §3.3): editing first, then text-to-image, each starting from the previous model.
+            after_edit = switched(rl_edit, "rl-edit", lambda: configure_task(
+                rl_edit_stage(base_model_uri=pre.outputs["Output"], eval_dataset_uri="", out_uri="", **data),
+                cluster.rl, cluster), pre.outputs["Output"])
+            kontext = switched(rl_t2i, "rl-t2i", lambda: configure_task(
+                rl_t2i_stage(base_model_uri=after_edit, eval_dataset_uri="", out_uri="", **data),
+                cluster.rl, cluster), after_edit)
 
-            ev = evaluate_model(preset=preset, overrides=overrides, model_uri=mq2.outputs["Output"], benchmarks=[],
+            def metaquery_stages():
+                mq1 = train_metaquery(init_from=kontext, stage=1, image_to="", out_uri="", **data)
+                configure_task(mq1, cluster.metaquery, cluster)
+                mq2 = train_metaquery(init_from=mq1.outputs["Output"], stage=2, image_to="", out_uri="", **data)
+                return configure_task(mq2, cluster.metaquery, cluster)
+
+            final = switched(metaquery, "metaquery", metaquery_stages, kontext)
+
+            ev = evaluate_model(preset=preset, overrides=overrides, model_uri=final, benchmarks=[],
                                 previous_results_uri=deployed_results_uri)
             configure_task(ev, cluster.evaluate, cluster)
             gate = gate_model(preset=preset, overrides=overrides, candidate=ev.outputs["results"],
                               deployed_results_uri=deployed_results_uri)
             configure_task(gate, cluster.light, cluster)
+            with dsl.If(gate.outputs["Output"] == "promote", name="promoted"):
+                dep = deploy_model(preset=preset, overrides=overrides, model_uri=final, mode=deploy_mode,
+                                   gate_decision=gate.outputs["Output"])
+                dep.set_caching_options(False)  # a deployment is an effect, not a reusable result
+                configure_task(dep, cluster.light, cluster, retry=False)
 
     return unipic2
 

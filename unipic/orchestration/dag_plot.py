@@ -9,36 +9,63 @@ import yaml
 
 
 def dag_edges(spec: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]], dict[str, str]]:
-    """Tasks (nested DAGs flattened), dependency edges, and the group each task belongs to."""
+    """Tasks (nested DAGs flattened), dependency edges, and the group each task belongs to.
+
+    A dependency on a sub-DAG (an If/Else branch, the exit-handler body) becomes edges to the sub-DAG's entry
+    tasks; what depends on a sub-DAG depends on its exit tasks."""
     comps = spec.get("components", {})
     nodes: list[str] = []
     edges: list[tuple[str, str]] = []
     group: dict[str, str] = {}
 
-    def walk(dag: dict[str, Any], prefix: str) -> None:
-        for name, task in dag.get("tasks", {}).items():
+    def expand(dag: dict[str, Any], label: str) -> tuple[set[str], set[str]]:
+        ends: dict[str, tuple[set[str], set[str]]] = {}
+        tasks = dag.get("tasks", {})
+        for name, task in tasks.items():
             comp = comps.get(task.get("componentRef", {}).get("name", ""), {})
             if "dag" in comp:
-                walk(comp["dag"], name)
+                ends[name] = expand(comp["dag"], name)
+            else:
+                nodes.append(name)
+                group[name] = label
+                if task.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED":
+                    group[name] = "exit handler"
+                ends[name] = ({name}, {name})
+        depended = set()
+        for name, task in tasks.items():
+            if group.get(name) == "exit handler":
                 continue
-            nodes.append(name)
-            group[name] = prefix
             for dep in task.get("dependentTasks", []):
-                edges.append((dep, name))
-            trig = task.get("triggerPolicy", {}).get("strategy")
-            if trig == "ALL_UPSTREAM_TASKS_COMPLETED":
-                group[name] = "exit handler"
+                if dep in ends:
+                    depended.add(dep)
+                    edges.extend((a, b) for a in ends[dep][1] for b in ends[name][0])
+        has_deps = {n for n, t in tasks.items() if any(d in ends for d in t.get("dependentTasks", []))}
+        entries = set().union(*(ends[n][0] for n in tasks if n not in has_deps)) if tasks else set()
+        exits = set().union(*(ends[n][1] for n in tasks if n not in depended)) if tasks else set()
+        return entries, exits
 
-    walk(spec.get("root", {}).get("dag", {}), "")
-    known = set(nodes)
-    sub_members = {g: [n for n in nodes if group[n] == g] for g in set(group.values())}
-    resolved = []
+    expand(spec.get("root", {}).get("dag", {}), "")
+    return nodes, _transitive_reduction(sorted(set(edges))), group
+
+
+def _transitive_reduction(edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop a->c when a longer path a->...->c exists: the picture shows order, not every data edge."""
+    succ: dict[str, set[str]] = {}
     for a, b in edges:
-        if a in known:
-            resolved.append((a, b))
-        else:  # dependency on a sub-DAG: depend on its members
-            resolved += [(m, b) for m in sub_members.get(a, [])]
-    return nodes, resolved, group
+        succ.setdefault(a, set()).add(b)
+
+    def reachable(start: str, skip: tuple[str, str]) -> set[str]:
+        seen, stack = set(), [start]
+        while stack:
+            cur = stack.pop()
+            for nxt in succ.get(cur, ()):
+                if (cur, nxt) == skip or nxt in seen:
+                    continue
+                seen.add(nxt)
+                stack.append(nxt)
+        return seen
+
+    return [(a, b) for a, b in edges if b not in reachable(a, (a, b))]
 
 
 def _layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
@@ -67,6 +94,8 @@ def plot_dag(ir_yaml: str | Path, out_png: str | Path, title: str = "") -> Path:
     pos = {n: (d, -i + (len(ns) - 1) / 2) for d, ns in by_layer.items() for i, n in enumerate(sorted(ns))}
     fig, ax = plt.subplots(figsize=(max(8, 2.3 * len(by_layer)), 2 + 1.2 * max(len(v) for v in by_layer.values())))
     for a, b in edges:
+        if group[b] == "exit handler":
+            continue
         (x1, y1), (x2, y2) = pos[a], pos[b]
         ax.annotate("", xy=(x2 - 0.42, y2), xytext=(x1 + 0.42, y1),
                     arrowprops=dict(arrowstyle="->", color="#555", lw=1.2))
