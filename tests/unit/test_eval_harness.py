@@ -171,3 +171,20 @@ def test_split_all_reports_train_and_heldout_separately(table, tmp_path):
         by = res["benchmarks"][name]["metrics"]["by_split"]
         assert set(by) == {"train", "heldout"}
     assert res["benchmarks"]["shapes_geneval"]["metrics"]["by_split"]["heldout"]["overall"] == 1.0
+
+
+def test_missing_images_at_judge_time_are_reported_and_block_the_gate(cfg, table, tmp_path):
+    from unipic.config.evaluation import GateConfig
+    from unipic.evaluation.benchmarks import JudgeContext
+    from unipic.evaluation.gate import decide
+
+    one = _cfg(**{"evaluation.benchmarks": "[shapes_geneval]"})
+    res = evaluate(one.evaluation, one.shapes, tmp_path, pipeline=OraclePipeline(table))
+    bench = make_benchmark("shapes_geneval", one.evaluation, one.shapes)
+    items = bench.items()
+    image_path(tmp_path / "shapes_geneval", items[0].item_id, 1).unlink()
+    metrics = bench.aggregate(bench.judge(items, tmp_path / "shapes_geneval", JudgeContext()))
+    assert metrics["missing_images"] == [f"{items[0].item_id}/01.png"] and metrics["images"] == 11
+    res["benchmarks"]["shapes_geneval"]["metrics"] = metrics
+    d = decide(res, GateConfig())
+    assert not d.promote and any("1 missing image" in r for r in d.reasons)

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,17 @@ class Benchmark:
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _chunks(self, items: Sequence[EvalItem], out: Path, size: int = 64
+                ) -> Iterator[tuple[list[EvalItem], dict[str, list[Image.Image]]]]:
+        """Items with their images, `size` items at a time, so a 2,000-image benchmark at 512 px never sits in
+        memory at once; missing images accumulate in `self.missing` (reported, not skipped silently)."""
+        self.missing: list[str] = []
+        for s in range(0, len(items), size):
+            chunk = list(items[s:s + size])
+            got, missing = self._images(chunk, out)
+            self.missing += missing
+            yield chunk, got
+
     def _images(self, items: Sequence[EvalItem], out: Path) -> tuple[dict[str, list[Image.Image]], list[str]]:
         got, missing = {}, []
         for it in items:
@@ -102,13 +113,12 @@ class GenEvalBenchmark(Benchmark):
 
     def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
         det, col = self.scorers()
-        images, missing = self._images(items, out)
         rows = []
-        for it in items:
-            for k, r in enumerate(geneval.score_images([np.asarray(i) for i in images[it.item_id]],
-                                                       it.meta["geneval"], det, col)):
-                rows.append(r | {"item_id": it.item_id, "k": k} | self._extra(it, images[it.item_id][k]))
-        self.missing = missing
+        for chunk, images in self._chunks(items, out):
+            for it in chunk:
+                for k, r in enumerate(geneval.score_images([np.asarray(i) for i in images[it.item_id]],
+                                                           it.meta["geneval"], det, col)):
+                    rows.append(r | {"item_id": it.item_id, "k": k} | self._extra(it, images[it.item_id][k]))
         return rows
 
     def _extra(self, item: EvalItem, image: Image.Image) -> dict[str, Any]:
@@ -228,19 +238,21 @@ class GEditBenchmark(Benchmark):
 
     def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
         vlm = ctx.require_vlm(self.name)
-        images, missing = self._images(items, out)
-        self.missing = missing
-        todo = [it for it in items if images[it.item_id]]
-        edited = [gedit.resize_to_source(images[it.item_id][0], it.source) for it in todo]
-        results = vlm.viescore_edit([it.source for it in todo], edited, [it.prompt for it in todo])
         rows = []
-        for it, (res, sc_v, pq_v) in zip(todo, results, strict=True):
-            rows.append({"item_id": it.item_id, "k": 0, "group": it.group, "prompt": it.prompt,
-                         "intersection": it.meta.get("intersection", False), "sc": res.sc, "pq": res.pq,
-                         "o": res.overall, "sc_raw": sc_v.scores, "pq_raw": pq_v.scores,
-                         "reasoning": sc_v.reasoning or sc_v.detail, "judge_errors": [v.error for v in (sc_v, pq_v)
-                                                                                    if not v.ok]})
+        for chunk, images in self._chunks(items, out):
+            todo = [it for it in chunk if images[it.item_id]]
+            edited = [gedit.resize_to_source(images[it.item_id][0], it.source) for it in todo]
+            results = vlm.viescore_edit([it.source for it in todo], edited, [it.prompt for it in todo])
+            for it, img, (res, sc_v, pq_v) in zip(todo, edited, results, strict=True):
+                rows.append({"item_id": it.item_id, "k": 0, "group": it.group, "prompt": it.prompt,
+                             "intersection": it.meta.get("intersection", False), "sc": res.sc, "pq": res.pq,
+                             "o": res.overall, "sc_raw": sc_v.scores, "pq_raw": pq_v.scores,
+                             "reasoning": sc_v.reasoning or sc_v.detail,
+                             "judge_errors": [v.error for v in (sc_v, pq_v) if not v.ok]} | self._exact(it, img))
         return rows
+
+    def _exact(self, item: EvalItem, edited: Image.Image) -> dict[str, Any]:
+        return {}
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out = gedit.aggregate(rows)
@@ -254,19 +266,13 @@ class ShapesGEditBenchmark(GEditBenchmark):
 
     name = "shapes_gedit"
 
-    def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
+    def _exact(self, item: EvalItem, edited: Image.Image) -> dict[str, Any]:
         from unipic.data.shapes.score import score_edit
 
-        rows = super().judge(items, out, ctx)
-        by_id = {it.item_id: it for it in items}
-        images, _ = self._images(items, out)
-        for r in rows:
-            it = by_id[r["item_id"]]
-            sc = score_edit([np.asarray(it.source)], [np.asarray(images[it.item_id][0])], [it.meta["spec"]])[0]
-            r.update({"exact_success": sc.success, "exact_instruction": sc.instruction_satisfied,
-                      "exact_preservation": sc.preservation, "exact_overall": sc.overall, "exact_reason": sc.reason,
-                      "cleanliness": sc.cleanliness, "gedit_group": it.meta["gedit_group"], "split": it.meta["split"]})
-        return rows
+        sc = score_edit([np.asarray(item.source)], [np.asarray(edited)], [item.meta["spec"]])[0]
+        return {"exact_success": sc.success, "exact_instruction": sc.instruction_satisfied,
+                "exact_preservation": sc.preservation, "exact_overall": sc.overall, "exact_reason": sc.reason,
+                "cleanliness": sc.cleanliness, "gedit_group": item.meta["gedit_group"], "split": item.meta["split"]}
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out = super().aggregate(rows)
@@ -314,14 +320,13 @@ class DPGBenchmark(Benchmark):
     def judge(self, items: Sequence[EvalItem], out: Path, ctx: JudgeContext) -> list[dict[str, Any]]:
         vqa = dpg.JudgeVQA(ctx.require_vlm(self.name))
         by_id = {i.item_id: i for i in self._items}
-        images, missing = self._images(items, out)
-        self.missing = missing
         rows = []
-        for it in items:
-            if len(images[it.item_id]) != 4:
-                continue
-            r = dpg.score_item(by_id[it.item_id], dpg.tile(images[it.item_id]), vqa)
-            rows.append(r | {"k": 0, "group": "dpg"})
+        for chunk, images in self._chunks(items, out):
+            for it in chunk:
+                if len(images[it.item_id]) != 4:
+                    continue
+                r = dpg.score_item(by_id[it.item_id], dpg.tile(images[it.item_id]), vqa)
+                rows.append(r | {"k": 0, "group": "dpg"})
         return rows
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -350,18 +355,19 @@ class ImgEditBenchmark(Benchmark):
         from unipic.judges.openai_vlm import JudgeRequest, rubric_parser
 
         vlm = ctx.require_vlm(self.name)
-        images, missing = self._images(items, out)
-        self.missing = missing
-        todo = [it for it in items if images[it.item_id]]
-        reqs = []
-        for it in todo:
-            rubric = self._rubrics[it.group]
-            reqs.append(JudgeRequest(imgedit.rubric_prompt(rubric, it.prompt), [it.source, images[it.item_id][0]],
-                                     rubric_parser(imgedit.rubric_dimensions(rubric)), key=it.item_id))
-        verdicts = vlm.judge_many(reqs)
-        return [{"item_id": it.item_id, "k": 0, "group": it.group, "edit_type": it.group, "prompt": it.prompt,
-                 "scores": v.scores if v.ok else None, "reasoning": v.reasoning or v.detail,
-                 "judge_errors": [] if v.ok else [v.error]} for it, v in zip(todo, verdicts, strict=True)]
+        rows = []
+        for chunk, images in self._chunks(items, out):
+            todo = [it for it in chunk if images[it.item_id]]
+            reqs = []
+            for it in todo:
+                rubric = self._rubrics[it.group]
+                reqs.append(JudgeRequest(imgedit.rubric_prompt(rubric, it.prompt), [it.source, images[it.item_id][0]],
+                                         rubric_parser(imgedit.rubric_dimensions(rubric)), key=it.item_id))
+            verdicts = vlm.judge_many(reqs)
+            rows += [{"item_id": it.item_id, "k": 0, "group": it.group, "edit_type": it.group, "prompt": it.prompt,
+                      "scores": v.scores if v.ok else None, "reasoning": v.reasoning or v.detail,
+                      "judge_errors": [] if v.ok else [v.error]} for it, v in zip(todo, verdicts, strict=True)]
+        return rows
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out = imgedit.aggregate(rows)
