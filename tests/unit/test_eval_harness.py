@@ -188,3 +188,16 @@ def test_missing_images_at_judge_time_are_reported_and_block_the_gate(cfg, table
     res["benchmarks"]["shapes_geneval"]["metrics"] = metrics
     d = decide(res, GateConfig())
     assert not d.promote and any("1 missing image" in r for r in d.reasons)
+
+
+def test_official_layouts_are_readable_by_the_authors_readers(table, tmp_path):
+    from unipic.evaluation import geneval as ge
+
+    cfg = _cfg(**{"evaluation.export_official_layout": "true"})
+    evaluate(cfg.evaluation, cfg.shapes, tmp_path, pipeline=OraclePipeline(table))
+    layout = ge.read_layout(tmp_path / "shapes_geneval" / "official")
+    items = make_benchmark("shapes_geneval", cfg.evaluation, cfg.shapes).items()
+    assert len(layout) == len(items) and all(len(files) == 2 for _, files in layout)
+    assert layout[0][0] == items[0].meta["geneval"]
+    gedit_files = list((tmp_path / "shapes_gedit" / "official" / "fullset").rglob("*.png"))
+    assert len(gedit_files) == 2 * len(make_benchmark("shapes_gedit", cfg.evaluation, cfg.shapes).items())

@@ -115,4 +115,7 @@ class EvaluationConfig(Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    export_official_layout: bool = Field(
+        default=False, description="also write images in each benchmark's official layout (<bench>/official/)"
+    )
     grid_max_items: int = Field(default=24, ge=0, description="images per benchmark shown in the HTML report")

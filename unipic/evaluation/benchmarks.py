@@ -26,7 +26,7 @@ from unipic.evaluation.errors import EvaluationError
 from unipic.evaluation.generation import EvalItem, load_images
 
 SHAPES_TO_GEDIT = {"recolor": "color_alter", "add": "subject-add", "remove": "subject-remove",
-                   "replace": "subject-replace", "move": "motion_change", "resize": "resize (ImgEdit adjust)",
+                   "replace": "subject-replace", "move": "motion_change", "resize": "resize",  # no GEdit group; ImgEdit calls it "adjust"
                    "background": "background_change"}
 
 

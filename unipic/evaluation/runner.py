@@ -122,6 +122,10 @@ def evaluate(cfg: Any, shapes: Any, out_dir: str | Path, *, model: str | None = 
             metrics = finite_or_none(bench.aggregate(rows))
             js = _stats_delta(before, ctx.vlm.stats.to_dict()) if ctx.vlm and bench.name not in (
                 "shapes_geneval", "geneval") else None
+            if cfg.export_official_layout:
+                from unipic.evaluation.export import export_layout
+
+                export_layout(bench.name, items, bdir, n_img, bdir / "official")
             with (bdir / "rows.jsonl").open("w") as f:
                 for r in rows:
                     f.write(json.dumps(r, default=_jsonable) + "\n")
