@@ -88,6 +88,18 @@ def test_stage_end_to_end(tmp_path: Path, store_config: StoreConfig) -> None:
     res = subprocess.run([*unipic, "features", "show", "no-such-id", *env_sets], capture_output=True, text=True,
                          env=env)
     assert res.returncode == 2 and "no features for no-such-id" in res.stderr and "Traceback" not in res.stderr
+    # `unipic data curate` itself: a second version from the folder source alone
+    res = subprocess.run([*unipic, "data", "curate", "--source", f"folder:{folder}", "--work-dir",
+                          str(tmp_path / "cli-work"), "--no-features", *env_sets, "-s", "curation.gate.min_rows=10",
+                          "-s", "curation.gate.max_task_fraction=1.0", "-s", f"curation.output_prefix=t-{tmp_path.name}",
+                          "-s", f"registry.remote_prefix=t-{tmp_path.name}"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    printed = json.loads(res.stdout)
+    assert printed["dataset_tag"] == "curated-v2" and printed["rejected"]["decode:truncated"] == 1
+    assert store.read_manifest(printed["uri"]).total_sha256 == printed["manifest_sha256"]
+    res = subprocess.run([*unipic, "data", "curate", "--source", "ftp://nowhere", *env_sets], capture_output=True,
+                         text=True, env=env)
+    assert res.returncode == 2 and "unknown source" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_failing_gate_publishes_and_versions_nothing(tmp_path: Path, store_config: StoreConfig) -> None:
