@@ -55,10 +55,18 @@ def make_kontext(cfg, work: Path, data: Path, steps: int) -> Path:
     if (out / "model_index.json").is_file():
         return out
     base = bootstrap_base_model(cfg.model, work / "kontext-init", overwrite=True)
-    pre = cfg.pretrain.model_copy(update={
-        "steps": steps, "dataset": str(data), "base_model": str(base), "output": str(out),
-        "warmup_steps": min(cfg.pretrain.warmup_steps, steps // 4), "checkpoint_every": 0, "sample_every": 0,
-        "edit_ratio": 0.5})
+    pre = cfg.pretrain.model_copy(
+        update={
+            "steps": steps,
+            "dataset": str(data),
+            "base_model": str(base),
+            "output": str(out),
+            "warmup_steps": min(cfg.pretrain.warmup_steps, steps // 4),
+            "checkpoint_every": 0,
+            "sample_every": 0,
+            "edit_ratio": 0.5,
+        }
+    )
     run_pretrain(pre, work / "kontext-run")
     return out
 
@@ -69,14 +77,25 @@ def train_mq(cfg, work: Path, name: str, init: Path, data: Path, stage: int, ste
     out = work / name
     if (out / "model_index.json").is_file():
         return out
-    train = cfg.metaquery.train.model_copy(update={
-        "stage": stage, "steps": steps, "init_from": str(init), "dataset": str(data), "output": str(out),
-        "checkpoint_every": 0, "sample_every": 0, "warmup_steps": min(20, steps // 5)})
+    train = cfg.metaquery.train.model_copy(
+        update={
+            "stage": stage,
+            "steps": steps,
+            "init_from": str(init),
+            "dataset": str(data),
+            "output": str(out),
+            "checkpoint_every": 0,
+            "sample_every": 0,
+            "warmup_steps": min(20, steps // 5),
+        }
+    )
     mq = cfg.metaquery.model_copy(update={"image_to": route, "train": train})
     t0 = time.perf_counter()
     res = run_metaquery(mq, work / f"{name}-run")
-    log(f"{name}: {steps} steps in {time.perf_counter() - t0:.0f} s, final loss "
-        f"{res.train.losses.get(res.train.last_step):.4f}")
+    log(
+        f"{name}: {steps} steps in {time.perf_counter() - t0:.0f} s, final loss "
+        f"{res.train.losses.get(res.train.last_step):.4f}"
+    )
     return out
 
 
@@ -98,19 +117,27 @@ def evaluate(pipe, t2i, edits, steps: int, guidance: float, batch: int = 32, **c
 
     t2i_images, edit_images = [], []
     for i in range(0, len(t2i), batch):
-        chunk = t2i[i:i + batch]
+        chunk = t2i[i : i + batch]
         gens = [torch.Generator().manual_seed(7 + i + k) for k in range(len(chunk))]
-        t2i_images += pipe([s.caption for s in chunk], num_inference_steps=steps, guidance_scale=guidance,
-                           generator=gens).images
+        t2i_images += pipe(
+            [s.caption for s in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gens
+        ).images
     sources = [Image.fromarray(render(s.source)) for s in edits]
     for i in range(0, len(edits), batch):
-        chunk = edits[i:i + batch]
+        chunk = edits[i : i + batch]
         gens = [torch.Generator().manual_seed(9 + i + k) for k in range(len(chunk))]
-        edit_images += pipe([s.instruction for s in chunk], image=sources[i:i + batch], num_inference_steps=steps,
-                            guidance_scale=guidance, generator=gens, **call).images
+        edit_images += pipe(
+            [s.instruction for s in chunk],
+            image=sources[i : i + batch],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=gens,
+            **call,
+        ).images
     ts = score_t2i([np.asarray(im) for im in t2i_images], [s.spec for s in t2i]) if t2i else []
-    es = score_edit([np.asarray(im) for im in sources], [np.asarray(im) for im in edit_images],
-                    [s.spec for s in edits])
+    es = score_edit(
+        [np.asarray(im) for im in sources], [np.asarray(im) for im in edit_images], [s.spec for s in edits]
+    )
     tasks = sorted({s.task for s in ts})
     cats = sorted({s.category for s in es})
     per_task = {t: float(np.mean([s.correct for s in ts if s.task == t])) for t in tasks}
@@ -125,7 +152,8 @@ def evaluate(pipe, t2i, edits, steps: int, guidance: float, batch: int = 32, **c
         "edit_instruction": float(np.mean([s.instruction_satisfied for s in es])),
         "edit_preservation": float(np.mean([s.preservation for s in es])),
         "edit_per_category": per_cat,
-        "n_t2i": len(ts), "n_edit": len(es),
+        "n_t2i": len(ts),
+        "n_edit": len(es),
         "_images": (t2i_images[:8] or edit_images[:8], sources[:8], edit_images[:8]),
     }
 
@@ -141,27 +169,42 @@ def write_report(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
         labels += [name[:14]] * 4 + ["src", "edit"] * 2
     image_grid(images, cols=8, labels=labels, scale=3).save(RESULTS / "metaquery_quality_samples.png")
     (RESULTS / "metaquery_quality.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    lines = ["# MetaQuery vs Kontext on ShapesWorld (smoke preset, CPU)", "",
-             f"Run {meta['date']} on {meta['machine']} (load average at start {meta['load_avg']}).",
-             f"Kontext: {meta['kontext']}; MetaQuery stage 1: {meta['stage1_steps']} steps (align, MLLM + DiT frozen), "
-             f"stage 2: {meta['stage2_steps']} steps per route (connector + DiT, T2I + edit, MLLM frozen); "
-             f"batch {meta['batch_size']}. Eval: {meta['n_t2i']} T2I prompts, {meta['n_edit']} edits (unseen samples), "
-             f"{meta['eval_steps']} Euler steps, CFG {meta['guidance']}.", "",
-             "| model | edit source to | T2I strict acc | T2I graded | edit success | edit overall | instruction | "
-             "preservation |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# MetaQuery vs Kontext on ShapesWorld (smoke preset, CPU)",
+        "",
+        f"Run {meta['date']} on {meta['machine']} (load average at start {meta['load_avg']}).",
+        f"Kontext: {meta['kontext']}; MetaQuery stage 1: {meta['stage1_steps']} steps (align, MLLM + DiT frozen), "
+        f"stage 2: {meta['stage2_steps']} steps per route (connector + DiT, T2I + edit, MLLM frozen); "
+        f"batch {meta['batch_size']}. Eval: {meta['n_t2i']} T2I prompts, {meta['n_edit']} edits (unseen samples), "
+        f"{meta['eval_steps']} Euler steps, CFG {meta['guidance']}.",
+        "",
+        "| model | edit source to | T2I strict acc | T2I graded | edit success | edit overall | instruction | "
+        "preservation |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['route']} | {r['t2i_accuracy']:.3f} | {r['t2i_score']:.3f} | "
-                     f"{r['edit_success']:.3f} | {r['edit_overall']:.3f} | {r['edit_instruction']:.3f} | "
-                     f"{r['edit_preservation']:.3f} |")
-    lines += ["", "Per T2I task (strict accuracy):", "",
-              "| model | " + " | ".join(next(iter(rows.values()))["t2i_per_task"]) + " |",
-              "|---|" + "---|" * len(next(iter(rows.values()))["t2i_per_task"])]
+        lines.append(
+            f"| {name} | {r['route']} | {r['t2i_accuracy']:.3f} | {r['t2i_score']:.3f} | "
+            f"{r['edit_success']:.3f} | {r['edit_overall']:.3f} | {r['edit_instruction']:.3f} | "
+            f"{r['edit_preservation']:.3f} |"
+        )
+    lines += [
+        "",
+        "Per T2I task (strict accuracy):",
+        "",
+        "| model | " + " | ".join(next(iter(rows.values()))["t2i_per_task"]) + " |",
+        "|---|" + "---|" * len(next(iter(rows.values()))["t2i_per_task"]),
+    ]
     for name, r in rows.items():
         if r["t2i_per_task"]:
             lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in r["t2i_per_task"].values()) + " |")
-    lines += ["", "Per edit category (success):", "",
-              "| model | " + " | ".join(next(iter(rows.values()))["edit_per_category"]) + " |",
-              "|---|" + "---|" * len(next(iter(rows.values()))["edit_per_category"])]
+    lines += [
+        "",
+        "Per edit category (success):",
+        "",
+        "| model | " + " | ".join(next(iter(rows.values()))["edit_per_category"]) + " |",
+        "|---|" + "---|" * len(next(iter(rows.values()))["edit_per_category"]),
+    ]
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in r["edit_per_category"].values()) + " |")
     lines += ["", "![samples](metaquery_quality_samples.png)", "", meta.get("notes", "")]
@@ -183,8 +226,12 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=8, help="prompts per T2I task and per edit category")
     ap.add_argument("--eval-steps", type=int, default=20)
     ap.add_argument("--routes", default=",".join(ROUTES))
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch threads (1 is far faster when other jobs oversubscribe the cores)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (1 is far faster when other jobs oversubscribe the cores)",
+    )
     ap.add_argument("--notes", default="")
     args = ap.parse_args()
 
@@ -195,9 +242,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.preset)
     trainer = {"batch_size": args.batch_size, "threads": args.threads}
-    cfg = cfg.model_copy(update={
-        "pretrain": cfg.pretrain.model_copy(update=trainer),
-        "metaquery": cfg.metaquery.model_copy(update={"train": cfg.metaquery.train.model_copy(update=trainer)})})
+    cfg = cfg.model_copy(
+        update={
+            "pretrain": cfg.pretrain.model_copy(update=trainer),
+            "metaquery": cfg.metaquery.model_copy(
+                update={"train": cfg.metaquery.train.model_copy(update=trainer)}
+            ),
+        }
+    )
     args.work.mkdir(parents=True, exist_ok=True)
     load_avg = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -209,34 +261,54 @@ def main() -> None:
     routes = [r for r in args.routes.split(",") if r]
     models = {"kontext": (kontext, "dit"), "mq stage 1": (s1, "both")}
     for route in routes:
-        models[f"mq stage 2 ({route})"] = (train_mq(cfg, args.work, f"mq-stage2-{route}", s1, data, 2,
-                                                    args.stage2_steps, route), route)
+        models[f"mq stage 2 ({route})"] = (
+            train_mq(cfg, args.work, f"mq-stage2-{route}", s1, data, 2, args.stage2_steps, route),
+            route,
+        )
     t2i, edits = eval_sets(cfg, args.n_eval)
     rows: dict[str, dict[str, Any]] = {}
     for name, (path, route) in models.items():
         pipe = load_pipeline(path)
         te = time.perf_counter()
-        rows[name] = {"route": route, "path": str(path),
-                      **evaluate(pipe, t2i, edits, args.eval_steps, cfg.metaquery.guidance_scale)}
-        log(f"eval {name}: t2i {rows[name]['t2i_accuracy']:.3f}, edit {rows[name]['edit_success']:.3f} "
-            f"({time.perf_counter() - te:.0f} s)")
+        rows[name] = {
+            "route": route,
+            "path": str(path),
+            **evaluate(pipe, t2i, edits, args.eval_steps, cfg.metaquery.guidance_scale),
+        }
+        log(
+            f"eval {name}: t2i {rows[name]['t2i_accuracy']:.3f}, edit {rows[name]['edit_success']:.3f} "
+            f"({time.perf_counter() - te:.0f} s)"
+        )
     both = "mq stage 2 (both)"
     if both in models:
         pipe = load_pipeline(models[both][0])
         for route in ("mllm", "dit"):
             name = f"{both}, inference {route} only"
-            rows[name] = {"route": f"{route} (switch at inference)", "path": str(models[both][0]),
-                          **evaluate(pipe, [], edits, args.eval_steps, cfg.metaquery.guidance_scale,
-                                     image_to=route)}
+            rows[name] = {
+                "route": f"{route} (switch at inference)",
+                "path": str(models[both][0]),
+                **evaluate(pipe, [], edits, args.eval_steps, cfg.metaquery.guidance_scale, image_to=route),
+            }
             log(f"eval {name}: edit {rows[name]['edit_success']:.3f}")
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()}, "
-            f"{os.cpu_count()} CPUs, torch {torch.__version__}", "load_avg": round(load_avg, 1),
-            "preset": args.preset, "kontext": str(args.kontext) if args.kontext else
-            f"smoke model pre-trained here for {args.pretrain_steps} steps (edit ratio 0.5)",
-            "stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps, "batch_size": args.batch_size,
-            "n_t2i": len(t2i), "n_edit": len(edits), "eval_steps": args.eval_steps, "threads": args.threads,
-            "guidance": cfg.metaquery.guidance_scale, "wall_s": round(time.perf_counter() - t0),
-            "notes": args.notes}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "load_avg": round(load_avg, 1),
+        "preset": args.preset,
+        "kontext": str(args.kontext)
+        if args.kontext
+        else f"smoke model pre-trained here for {args.pretrain_steps} steps (edit ratio 0.5)",
+        "stage1_steps": args.stage1_steps,
+        "stage2_steps": args.stage2_steps,
+        "batch_size": args.batch_size,
+        "n_t2i": len(t2i),
+        "n_edit": len(edits),
+        "eval_steps": args.eval_steps,
+        "threads": args.threads,
+        "guidance": cfg.metaquery.guidance_scale,
+        "wall_s": round(time.perf_counter() - t0),
+        "notes": args.notes,
+    }
     write_report(rows, meta)
     log(f"wrote {RESULTS / 'metaquery_quality.md'}")
 

@@ -30,30 +30,47 @@ def train_metaquery(
     from unipic.config import config_hash, load_config
     from unipic.training.metaquery import run_metaquery
 
-    sets = [str(o) for o in overrides] + [f"metaquery.train.stage={int(stage)}",
-                                          f"metaquery.train.init_from={init_from}",
-                                          f"metaquery.train.dataset={dataset_uri}"]
+    sets = [str(o) for o in overrides] + [
+        f"metaquery.train.stage={int(stage)}",
+        f"metaquery.train.init_from={init_from}",
+        f"metaquery.train.dataset={dataset_uri}",
+    ]
     if dataset_rev:
         sets.append(f"metaquery.train.dataset_rev={dataset_rev}")
     if image_to:
         sets.append(f"metaquery.image_to={image_to}")
     cfg = load_config(preset, sets)
-    uri = out_uri or f"s3://{cfg.store.buckets.models}/metaquery/stage{int(stage)}-{config_hash(cfg.metaquery)}"
+    uri = (
+        out_uri or f"s3://{cfg.store.buckets.models}/metaquery/stage{int(stage)}-{config_hash(cfg.metaquery)}"
+    )
     cfg = load_config(preset, sets + [f"metaquery.train.output={uri}"])
     with tempfile.TemporaryDirectory(prefix="unipic-metaquery-") as work:
         res = run_metaquery(cfg.metaquery, Path(work), store_cfg=cfg.store)
         t = res.train
-        model.metadata.update({"uri": res.model, **res.lineage.as_metadata(), "metaquery_stage": str(stage),
-                               "image_to": cfg.metaquery.image_to})
+        model.metadata.update(
+            {
+                "uri": res.model,
+                **res.lineage.as_metadata(),
+                "metaquery_stage": str(stage),
+                "image_to": cfg.metaquery.image_to,
+            }
+        )
         with open(model.path, "w") as f:
             json.dump({"uri": res.model, "lineage": res.lineage.model_dump()}, f)
         final = t.losses.get(t.last_step)
         metrics.log_metric("steps", float(t.last_step))
         if final is not None:
             metrics.log_metric("final_loss", float(final))
-        lines = [f"# MetaQuery stage {stage}", "", f"- model: `{res.model}`", f"- from: `{init_from}`",
-                 f"- dataset: `{dataset_uri}`", f"- steps: {t.last_step}, final loss: {final}",
-                 f"- image_to: {cfg.metaquery.image_to}", ""]
+        lines = [
+            f"# MetaQuery stage {stage}",
+            "",
+            f"- model: `{res.model}`",
+            f"- from: `{init_from}`",
+            f"- dataset: `{dataset_uri}`",
+            f"- steps: {t.last_step}, final loss: {final}",
+            f"- image_to: {cfg.metaquery.image_to}",
+            "",
+        ]
         for png in t.sample_grids[-1:] + ([t.curve_png] if t.curve_png else []):
             data = base64.b64encode(Path(png).read_bytes()).decode()
             lines.append(f"![{Path(png).name}](data:image/png;base64,{data})")

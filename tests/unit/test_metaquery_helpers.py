@@ -23,18 +23,28 @@ from unipic.models.kontext import SD3KontextTransformer
 from unipic.models.metaquery import build_conditioner
 from unipic.pipelines.metaquery import UniPicMetaQueryPipeline
 
-TINY_MQ = MetaQueryConfig(num_queries=4, connector=ConnectorConfig(width=32, depth=1, num_heads=2, mlp_dim=64))
+TINY_MQ = MetaQueryConfig(
+    num_queries=4, connector=ConnectorConfig(width=32, depth=1, num_heads=2, mlp_dim=64)
+)
 
 
 def make_tiny_pipeline(mq: MetaQueryConfig = TINY_MQ, seed: int = 0) -> UniPicMetaQueryPipeline:
     mc = ModelConfig()
     torch.manual_seed(seed)
     transformer = SD3KontextTransformer(**mc.transformer.diffusers_kwargs())
-    cond = build_conditioner(mq, joint_attention_dim=transformer.config.joint_attention_dim,
-                             pooled_projection_dim=transformer.config.pooled_projection_dim)
-    pipe = UniPicMetaQueryPipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-                                   vae=build_autoencoder(mc.autoencoder), mllm=cond.mllm, processor=cond.processor,
-                                   connector=cond.connector)
+    cond = build_conditioner(
+        mq,
+        joint_attention_dim=transformer.config.joint_attention_dim,
+        pooled_projection_dim=transformer.config.pooled_projection_dim,
+    )
+    pipe = UniPicMetaQueryPipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=build_autoencoder(mc.autoencoder),
+        mllm=cond.mllm,
+        processor=cond.processor,
+        connector=cond.connector,
+    )
     return pipe.configure(image_to=mq.image_to)
 
 
@@ -44,7 +54,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def make_shapes_dataset(root: Path, n_t2i: int = 16, n_edit: int = 16, shard_size: int = 8, size: int = 32) -> Path:
+def make_shapes_dataset(
+    root: Path, n_t2i: int = 16, n_edit: int = 16, shard_size: int = 8, size: int = 32
+) -> Path:
     """A ShapesWorld dataset in the project format (shards + index.parquet + manifest.json)."""
     cfg = ShapesConfig(image_size=size)
     (root / "shards").mkdir(parents=True, exist_ok=True)
@@ -65,8 +77,19 @@ def make_shapes_dataset(root: Path, n_t2i: int = 16, n_edit: int = 16, shard_siz
                         _add(tar, f"{sid}.src.png", to_png(render(s.source)))
                         _add(tar, f"{sid}.tgt.png", to_png(render(s.target)))
                     _add(tar, f"{sid}.json", json.dumps({"text": text, "task": task}).encode())
-                    rows.append(dict(sample_id=sid, kind=kind, task=task, text=text, shard=shard, width=size,
-                                     height=size, sha256="", split="train"))
+                    rows.append(
+                        dict(
+                            sample_id=sid,
+                            kind=kind,
+                            task=task,
+                            text=text,
+                            shard=shard,
+                            width=size,
+                            height=size,
+                            sha256="",
+                            split="train",
+                        )
+                    )
     pd.DataFrame(rows).to_parquet(root / "index.parquet")
     from unipic.storage import write_manifest
 

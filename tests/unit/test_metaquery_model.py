@@ -33,8 +33,11 @@ def _img(colour: tuple[int, int, int], size: int = 32) -> Image.Image:
 
 def test_processor_layout(conditioner):
     proc = conditioner.processor
-    inp = proc(["Generate an image: a red circle", "make the circle blue, please, right now"], [None, _img((255, 0, 0))],
-               num_queries=4)
+    inp = proc(
+        ["Generate an image: a red circle", "make the circle blue, please, right now"],
+        [None, _img((255, 0, 0))],
+        num_queries=4,
+    )
     # left padding: every row ends with the 4 query slots, masks agree
     assert inp.query_mask[:, -4:].all() and inp.query_mask.sum() == 8
     assert (inp.input_ids[inp.query_mask] == proc.query_token_id).all()
@@ -58,7 +61,9 @@ def test_only_queries_and_connector_train(conditioner):
     emb, pooled = conditioner.encode(["Generate an image: a red circle"], [None])
     assert emb.shape == (1, 4, 48) and pooled.shape == (1, 24)
     (emb.square().mean() + pooled.square().mean()).backward()
-    assert conditioner.connector.queries.grad is not None and conditioner.connector.queries.grad.abs().sum() > 0
+    assert (
+        conditioner.connector.queries.grad is not None and conditioner.connector.queries.grad.abs().sum() > 0
+    )
     assert not any(p.requires_grad for p in conditioner.mllm.parameters())
     trainable = {n.split(".")[0] for n, p in conditioner.named_parameters() if p.requires_grad}
     assert trainable == {"connector"}
@@ -67,26 +72,37 @@ def test_only_queries_and_connector_train(conditioner):
 @torch.no_grad()
 def test_batch_rows_are_independent_and_padding_invariant(conditioner):
     a, pa = conditioner.encode(["a red circle"], [_img((255, 0, 0))])
-    b, pb = conditioner.encode(["a red circle", "Generate an image: two green triangles left of a blue square"],
-                               [_img((255, 0, 0)), None])
+    b, pb = conditioner.encode(
+        ["a red circle", "Generate an image: two green triangles left of a blue square"],
+        [_img((255, 0, 0)), None],
+    )
     torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(pa[0], pb[0], atol=1e-5, rtol=1e-4)
-    c, _ = conditioner.encode(["a red circle", "Generate an image: two green triangles left of a blue square"],
-                              [_img((0, 0, 255)), None])
+    c, _ = conditioner.encode(
+        ["a red circle", "Generate an image: two green triangles left of a blue square"],
+        [_img((0, 0, 255)), None],
+    )
     assert (c[0] - b[0]).abs().max() > 1e-3  # the image reaches the queries
     torch.testing.assert_close(c[1], b[1], atol=1e-5, rtol=1e-4)
 
 
 def test_connector_round_trip(tmp_path):
-    conn = build_connector(ConnectorConfig(width=32, depth=2, num_heads=4, mlp_dim=64), mllm_hidden_size=64,
-                           num_queries=3, joint_attention_dim=40, pooled_projection_dim=20)
+    conn = build_connector(
+        ConnectorConfig(width=32, depth=2, num_heads=4, mlp_dim=64),
+        mllm_hidden_size=64,
+        num_queries=3,
+        joint_attention_dim=40,
+        pooled_projection_dim=20,
+    )
     conn.save_pretrained(tmp_path / "connector")
     again = MetaQueryConnector.from_pretrained(tmp_path / "connector")
     x = torch.randn(2, 3, 64)
     torch.testing.assert_close(again(x)[0], conn(x)[0])
     torch.testing.assert_close(again.queries, conn.queries)
-    assert sorted(p.name for p in (tmp_path / "connector").iterdir()) == ["config.json",
-                                                                          "diffusion_pytorch_model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "connector").iterdir()) == [
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+    ]
 
 
 @torch.no_grad()
@@ -94,7 +110,10 @@ def test_load_mllm_from_hf_folder(tmp_path, conditioner):
     save_mllm(conditioner.mllm, conditioner.processor, tmp_path / "qwen")
     mllm, proc = load_mllm(tmp_path / "qwen", num_queries=4, image_size=56)
     assert not any(p.requires_grad for p in mllm.parameters())
-    assert proc.tokenizer("a red circle")["input_ids"] == conditioner.processor.tokenizer("a red circle")["input_ids"]
+    assert (
+        proc.tokenizer("a red circle")["input_ids"]
+        == conditioner.processor.tokenizer("a red circle")["input_ids"]
+    )
     from unipic.models.metaquery import MetaQueryConditioner
 
     again = MetaQueryConditioner(mllm, proc, conditioner.connector)
@@ -115,11 +134,17 @@ def test_understanding_is_plain_qwen_generate(conditioner):
     img = _img((0, 255, 0))
     answer = conditioner.answer(["What shape is this?"], [img], max_new_tokens=5)
     inp = conditioner.processor(["What shape is this?"], [img], num_queries=0)
-    ref = conditioner.mllm.generate(input_ids=inp.input_ids, attention_mask=inp.attention_mask,
-                                    mm_token_type_ids=inp.mm_token_type_ids, pixel_values=inp.pixel_values,
-                                    image_grid_thw=inp.image_grid_thw, max_new_tokens=5, do_sample=False)
+    ref = conditioner.mllm.generate(
+        input_ids=inp.input_ids,
+        attention_mask=inp.attention_mask,
+        mm_token_type_ids=inp.mm_token_type_ids,
+        pixel_values=inp.pixel_values,
+        image_grid_thw=inp.image_grid_thw,
+        max_new_tokens=5,
+        do_sample=False,
+    )
     tok = conditioner.processor.tokenizer
-    assert answer == [tok.decode(ref[0, inp.input_ids.shape[1]:], skip_special_tokens=True)]
+    assert answer == [tok.decode(ref[0, inp.input_ids.shape[1] :], skip_special_tokens=True)]
     assert isinstance(answer[0], str)
 
 
@@ -131,8 +156,13 @@ def test_base_preset_shapes_on_meta_device():
     n_mllm = sum(p.numel() for p in mllm.parameters())
     assert 8.2e9 < n_mllm < 8.4e9  # Qwen2.5-VL-7B: 8.29 B with the vision tower
     with torch.device("meta"):
-        conn = build_connector(cfg.connector, mllm_hidden_size=3584, num_queries=256, joint_attention_dim=4096,
-                               pooled_projection_dim=2048)
+        conn = build_connector(
+            cfg.connector,
+            mllm_hidden_size=3584,
+            num_queries=256,
+            joint_attention_dim=4096,
+            pooled_projection_dim=2048,
+        )
         emb, pooled = conn(torch.empty(2, 256, 3584))
     assert emb.shape == (2, 256, 4096) and pooled.shape == (2, 2048)
     n_conn = sum(p.numel() for p in conn.parameters())

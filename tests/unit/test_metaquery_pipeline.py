@@ -25,11 +25,19 @@ def make_pipeline(mq: MetaQueryConfig = MQ) -> UniPicMetaQueryPipeline:
     mc = ModelConfig()
     torch.manual_seed(0)
     transformer = SD3KontextTransformer(**mc.transformer.diffusers_kwargs())
-    cond = build_conditioner(mq, joint_attention_dim=transformer.config.joint_attention_dim,
-                             pooled_projection_dim=transformer.config.pooled_projection_dim)
-    pipe = UniPicMetaQueryPipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-                                   vae=build_autoencoder(mc.autoencoder), mllm=cond.mllm, processor=cond.processor,
-                                   connector=cond.connector)
+    cond = build_conditioner(
+        mq,
+        joint_attention_dim=transformer.config.joint_attention_dim,
+        pooled_projection_dim=transformer.config.pooled_projection_dim,
+    )
+    pipe = UniPicMetaQueryPipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=build_autoencoder(mc.autoencoder),
+        mllm=cond.mllm,
+        processor=cond.processor,
+        connector=cond.connector,
+    )
     return pipe.configure(image_to=mq.image_to)
 
 
@@ -45,12 +53,21 @@ def _src(colour=(255, 0, 0)) -> Image.Image:
 
 
 def _run(pipe, prompt="make it blue", image=None, seed=0, **kw) -> torch.Tensor:
-    return pipe(prompt, image=image, num_inference_steps=2, guidance_scale=2.0, output_type="pt",
-                generator=torch.Generator().manual_seed(seed), **kw).images
+    return pipe(
+        prompt,
+        image=image,
+        num_inference_steps=2,
+        guidance_scale=2.0,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(seed),
+        **kw,
+    ).images
 
 
 def test_text_to_image_shapes(pipe):
-    out = pipe(["a red circle", "a blue square"], num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        ["a red circle", "a blue square"], num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    )
     assert len(out.images) == 2 and out.images[0].size == (32, 32)
 
 
@@ -73,8 +90,10 @@ class _Spy:
         monkeypatch.setattr(pipe.conditioner, "encode", enc)
 
 
-@pytest.mark.parametrize("route,to_dit,to_mllm", [("both", True, True), ("mllm", False, True),
-                                                  ("dit", True, False), ("none", False, False)])
+@pytest.mark.parametrize(
+    "route,to_dit,to_mllm",
+    [("both", True, True), ("mllm", False, True), ("dit", True, False), ("none", False, False)],
+)
 def test_image_route_switch(pipe, monkeypatch, route, to_dit, to_mllm):
     spy = _Spy(pipe, monkeypatch)
     _run(pipe, image=_src(), image_to=route)

@@ -19,8 +19,18 @@ def dataset(tmp_path_factory):
 
 
 def _cfg(dataset, **train):
-    base = dict(dataset=str(dataset), steps=2, batch_size=2, lr=1e-3, precision="fp32", ema_decay=0.0,
-                log_every=1, sample_prompts=["a red circle"], sample_steps=1, fused_adamw=False)
+    base = dict(
+        dataset=str(dataset),
+        steps=2,
+        batch_size=2,
+        lr=1e-3,
+        precision="fp32",
+        ema_decay=0.0,
+        log_every=1,
+        sample_prompts=["a red circle"],
+        sample_steps=1,
+        fused_adamw=False,
+    )
     base.update(train)
     return TINY_MQ.model_copy(update={"train": TINY_MQ.train.model_copy(update=base)})
 
@@ -43,7 +53,9 @@ def test_stage_freezing(tmp_path, dataset, stage, dit_trains):
     assert "queries" in _changed(conn0, pipe.connector)  # the query rows do
     assert bool(_changed(dit0, pipe.transformer)) == dit_trains
     assert all(torch.isfinite(torch.tensor(v)) for v in result.losses.values())
-    kinds = {json.loads(line).get("loss_edit") is not None for line in result.metrics_path.read_text().splitlines()}
+    kinds = {
+        json.loads(line).get("loss_edit") is not None for line in result.metrics_path.read_text().splitlines()
+    }
     assert (True in kinds) == (stage == 2)  # stage 1 sees only T2I; stage 2 alternates with edits
     assert result.sample_grids and result.sample_grids[0].is_file()
 
@@ -103,10 +115,13 @@ def test_stage1_from_a_kontext_folder_keeps_the_dit(tmp_path, dataset):
     mq = _cfg(dataset, stage=1, steps=1, init_from=str(kontext), output=str(tmp_path / "mq"))
     res = run_metaquery(mq, tmp_path / "work")
     model, base = load_pipeline(res.model), load_pipeline(kontext)
-    assert type(model).__name__ == "UniPicMetaQueryPipeline" and type(base).__name__ == "UniPicKontextPipeline"
+    assert (
+        type(model).__name__ == "UniPicMetaQueryPipeline" and type(base).__name__ == "UniPicKontextPipeline"
+    )
     assert model.connector.config.joint_attention_dim == base.transformer.config.joint_attention_dim
     assert model.connector.config.pooled_projection_dim == base.transformer.config.pooled_projection_dim
-    for (name, a), (_, b) in zip(model.transformer.state_dict().items(), base.transformer.state_dict().items(),
-                                 strict=True):
+    for (name, a), (_, b) in zip(
+        model.transformer.state_dict().items(), base.transformer.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), name  # stage 1: the DiT is frozen
     assert not (tmp_path / "mq" / "text_encoder").exists()  # the SD3 text encoders are gone

@@ -16,8 +16,13 @@ from unipic.cli.train import ResumeFromOpt, ResumeOpt, WorkDirOpt, stage_work_di
 
 def register(app: typer.Typer) -> None:
     @app.command("metaquery")
-    def metaquery_cmd(preset: PresetOpt = "ci", set_: SetOpt = None, resume: ResumeOpt = False,
-                      resume_from: ResumeFromOpt = None, work_dir: WorkDirOpt = None) -> None:
+    def metaquery_cmd(
+        preset: PresetOpt = "ci",
+        set_: SetOpt = None,
+        resume: ResumeOpt = False,
+        resume_from: ResumeFromOpt = None,
+        work_dir: WorkDirOpt = None,
+    ) -> None:
         """Train UniPic2-MetaQuery from metaquery.train.init_from (a Kontext or MetaQuery model) on
         metaquery.train.dataset; the MLLM stays frozen. Writes the model folder to metaquery.train.output."""
         from unipic.training.metaquery import run_metaquery

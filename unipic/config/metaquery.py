@@ -20,7 +20,8 @@ class MLLMConfig(Section):
     """The frozen multimodal LLM. `pretrained` empty → a tiny random Qwen2.5-VL built from the fields below."""
 
     pretrained: str | None = Field(
-        default=None, description="folder or s3:// URI of a Hugging Face Qwen2.5-VL folder (e.g. Qwen2.5-VL-7B-Instruct)"
+        default=None,
+        description="folder or s3:// URI of a Hugging Face Qwen2.5-VL folder (e.g. Qwen2.5-VL-7B-Instruct)",
     )
     hidden_size: int = Field(default=64, ge=8)
     intermediate_size: int = Field(default=128, ge=8)
@@ -32,10 +33,13 @@ class MLLMConfig(Section):
     vision_intermediate_size: int = Field(default=64, ge=8)
     vision_num_heads: int = Field(default=2, ge=1)
     image_size: int | None = Field(
-        default=56, description="side in px the MLLM sees (multiple of 28); null = UniPic2's rule, each side x 28/32"
+        default=56,
+        description="side in px the MLLM sees (multiple of 28); null = UniPic2's rule, each side x 28/32",
     )
     system_prompt: str = Field(default="", description="'' drops Qwen's default system turn, as UniPic2 does")
-    learn_merges: bool = Field(default=True, description="tiny tokenizer: learn BPE merges on ShapesWorld words")
+    learn_merges: bool = Field(
+        default=True, description="tiny tokenizer: learn BPE merges on ShapesWorld words"
+    )
     dtype: Literal["float32", "bfloat16"] = "float32"
     seed: int = 0
 
@@ -46,7 +50,9 @@ class MLLMConfig(Section):
                 raise ValueError("hidden_size must be divisible by num_attention_heads")
             head_dim = self.hidden_size // self.num_attention_heads
             if head_dim % 2 or head_dim // 2 < 3:
-                raise ValueError("hidden_size / num_attention_heads must be an even number >= 6 (mRoPE sections)")
+                raise ValueError(
+                    "hidden_size / num_attention_heads must be an even number >= 6 (mRoPE sections)"
+                )
             if self.num_attention_heads % self.num_key_value_heads:
                 raise ValueError("num_attention_heads must be divisible by num_key_value_heads")
         return self
@@ -74,13 +80,19 @@ class MetaQueryTrainConfig(TrainerConfig):
     checkpoints and DeepSpeed come from the shared `TrainerConfig`."""
 
     stage: Literal[1, 2] = 2
-    dataset: str = Field(default="", description="dataset dir or s3:// prefix (shards + index.parquet + manifest)")
-    dataset_rev: str | None = Field(default=None, description="DVC revision of the dataset, recorded in lineage")
+    dataset: str = Field(
+        default="", description="dataset dir or s3:// prefix (shards + index.parquet + manifest)"
+    )
+    dataset_rev: str | None = Field(
+        default=None, description="DVC revision of the dataset, recorded in lineage"
+    )
     init_from: str = Field(
         default="",
         description="a Kontext pipeline folder/URI (new connector) or a MetaQuery model folder (continue, e.g. stage 1)",
     )
-    output: str = Field(default="", description="where the trained MetaQuery model folder goes (dir or s3:// URI)")
+    output: str = Field(
+        default="", description="where the trained MetaQuery model folder goes (dir or s3:// URI)"
+    )
     edit_ratio: float | None = Field(
         default=None, ge=0, le=1, description="share of editing batches; null = 0 in stage 1, 0.5 in stage 2"
     )
@@ -108,9 +120,12 @@ class MetaQueryConfig(Section):
     num_queries: int = Field(default=16, ge=1, description="learnable query tokens (256 in UniPic2)")
     connector: ConnectorConfig = Field(default_factory=ConnectorConfig)
     image_to: ImageRoute = Field(
-        default="both", description="editing: where the source image goes (Table 2 ablation): both|mllm|dit|none"
+        default="both",
+        description="editing: where the source image goes (Table 2 ablation): both|mllm|dit|none",
     )
-    t2i_template: str = Field(default="Generate an image: {prompt}", description="UniPic2 scripts' T2I prompt")
+    t2i_template: str = Field(
+        default="Generate an image: {prompt}", description="UniPic2 scripts' T2I prompt"
+    )
     edit_template: str = Field(default="{prompt}", description="instruction as given, next to the image")
     guidance_scale: float = Field(default=3.5, ge=1.0)
     num_inference_steps: int = Field(default=20, ge=1)

@@ -47,11 +47,24 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
     model_cpu_offload_seq = "mllm->connector->transformer->vae"
     _optional_components = ["mllm", "processor"]  # saved by hand: a reference, and a non-diffusers class
 
-    def __init__(self, transformer: Any, scheduler: FlowMatchEulerDiscreteScheduler, vae: Any, mllm: Any,
-                 processor: MetaQueryProcessor, connector: MetaQueryConnector) -> None:
+    def __init__(
+        self,
+        transformer: Any,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        vae: Any,
+        mllm: Any,
+        processor: MetaQueryProcessor,
+        connector: MetaQueryConnector,
+    ) -> None:
         super(UniPicKontextPipeline, self).__init__()
-        self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae, mllm=mllm,
-                              processor=processor, connector=connector)
+        self.register_modules(
+            transformer=transformer,
+            scheduler=scheduler,
+            vae=vae,
+            mllm=mllm,
+            processor=processor,
+            connector=connector,
+        )
         from diffusers.image_processor import VaeImageProcessor
 
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor, do_normalize=True)
@@ -64,8 +77,13 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
         self._editing = False
 
     # --- settings -------------------------------------------------------------------------------------------
-    def configure(self, *, image_to: ImageRoute | None = None, t2i_template: str | None = None,
-                  edit_template: str | None = None) -> UniPicMetaQueryPipeline:
+    def configure(
+        self,
+        *,
+        image_to: ImageRoute | None = None,
+        t2i_template: str | None = None,
+        edit_template: str | None = None,
+    ) -> UniPicMetaQueryPipeline:
         if image_to is not None:
             if image_to not in ROUTES:
                 raise ModelInputError(f"image_to={image_to!r}: use one of {', '.join(ROUTES)}")
@@ -85,11 +103,17 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
 
     # --- prompt encoding: the only part that differs from Kontext --------------------------------------------
     def template(self, prompts: Sequence[str], editing: Sequence[bool]) -> list[str]:
-        return [(self.edit_template if e else self.t2i_template).format(prompt=p) for p, e in zip(prompts, editing,
-                                                                                                  strict=True)]
+        return [
+            (self.edit_template if e else self.t2i_template).format(prompt=p)
+            for p, e in zip(prompts, editing, strict=True)
+        ]
 
-    def encode_conditions(self, prompts: Sequence[str], images: Sequence[PIL.Image.Image | None] | None = None,
-                          editing: Sequence[bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_conditions(
+        self,
+        prompts: Sequence[str],
+        images: Sequence[PIL.Image.Image | None] | None = None,
+        editing: Sequence[bool] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw prompts (+ the images the MLLM should see) → (prompt_embeds, pooled). With grad when enabled,
         so the trainer uses this same function."""
         images = list(images) if images is not None else [None] * len(prompts)
@@ -98,10 +122,14 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
         return embeds.to(self.transformer.dtype), pooled.to(self.transformer.dtype)
 
     @torch.no_grad()
-    def encode_prompt(self, prompts: str | list[str], do_cfg: bool = True, num_images_per_prompt: int = 1,
-                      negative_prompt: str | list[str] | None = None,
-                      images: Sequence[PIL.Image.Image | None] | None = None,
-                      ) -> PromptEncoding:
+    def encode_prompt(
+        self,
+        prompts: str | list[str],
+        do_cfg: bool = True,
+        num_images_per_prompt: int = 1,
+        negative_prompt: str | list[str] | None = None,
+        images: Sequence[PIL.Image.Image | None] | None = None,
+    ) -> PromptEncoding:
         """PromptEncoding(embeds, pooled, neg_embeds, neg_pooled). The negative goes through the same template, MLLM and
         connector (UniPic2 scripts) and sees the same image, so guidance acts on the text only."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -117,7 +145,7 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
             if len(neg) != len(prompts):
                 raise ModelInputError(f"{len(neg)} negative prompts for {len(prompts)} prompts")
             neg_embeds, neg_pooled = self.encode_conditions(neg, images, editing)
-        rep = lambda x: None if x is None else x.repeat_interleave(num_images_per_prompt, dim=0)  # noqa: E731
+        rep = lambda x: None if x is None else x.repeat_interleave(num_images_per_prompt, dim=0)
         return PromptEncoding(rep(embeds), rep(pooled), rep(neg_embeds), rep(neg_pooled))
 
     def _as_pil_list(self, image: ImageInput | list[ImageInput], n: int) -> list[PIL.Image.Image]:
@@ -136,9 +164,16 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
 
     # --- the algorithm --------------------------------------------------------------------------------------
     @torch.no_grad()
-    def __call__(self, prompt: str | list[str], image: ImageInput | list[ImageInput] | None = None,
-                 height: int | None = None, width: int | None = None, *, image_to: ImageRoute | None = None,
-                 **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        prompt: str | list[str],
+        image: ImageInput | list[ImageInput] | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        *,
+        image_to: ImageRoute | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Kontext sampling with MetaQuery conditions. `image_to` overrides the pipeline's route for this call."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         route = image_to or self.image_to
@@ -159,8 +194,13 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
             self._editing = False
 
     @torch.no_grad()
-    def understand(self, image: PIL.Image.Image | Sequence[PIL.Image.Image] | None, question: str | list[str], *,
-                   max_new_tokens: int = 32) -> list[str]:
+    def understand(
+        self,
+        image: PIL.Image.Image | Sequence[PIL.Image.Image] | None,
+        question: str | list[str],
+        *,
+        max_new_tokens: int = 32,
+    ) -> list[str]:
         """Image understanding: the frozen Qwen2.5-VL answers (UniPic2's `unipic2_mq_i2t.py` is a plain generate)."""
         questions = [question] if isinstance(question, str) else list(question)
         if image is None:
@@ -171,28 +211,52 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
 
     # --- building, saving, loading --------------------------------------------------------------------------
     @classmethod
-    def from_kontext(cls, kontext: UniPicKontextPipeline, cfg: MetaQueryConfig, store: Any | None = None,
-                     ) -> UniPicMetaQueryPipeline:
+    def from_kontext(
+        cls,
+        kontext: UniPicKontextPipeline,
+        cfg: MetaQueryConfig,
+        store: Any | None = None,
+    ) -> UniPicMetaQueryPipeline:
         """Start a MetaQuery model from a Kontext pipeline: its DiT/VAE/scheduler + a new conditioner sized to it."""
         tcfg = kontext.transformer.config
-        cond = build_conditioner(cfg, joint_attention_dim=tcfg.joint_attention_dim,
-                                 pooled_projection_dim=tcfg.pooled_projection_dim, store=store)
-        pipe = cls(transformer=kontext.transformer, scheduler=kontext.scheduler, vae=kontext.vae, mllm=cond.mllm,
-                   processor=cond.processor, connector=cond.connector)
+        cond = build_conditioner(
+            cfg,
+            joint_attention_dim=tcfg.joint_attention_dim,
+            pooled_projection_dim=tcfg.pooled_projection_dim,
+            store=store,
+        )
+        pipe = cls(
+            transformer=kontext.transformer,
+            scheduler=kontext.scheduler,
+            vae=kontext.vae,
+            mllm=cond.mllm,
+            processor=cond.processor,
+            connector=cond.connector,
+        )
         pipe.mllm_source = cfg.mllm.pretrained
-        return pipe.configure(image_to=cfg.image_to, t2i_template=cfg.t2i_template, edit_template=cfg.edit_template)
+        return pipe.configure(
+            image_to=cfg.image_to, t2i_template=cfg.t2i_template, edit_template=cfg.edit_template
+        )
 
     def settings(self) -> dict[str, Any]:
-        return {"image_to": self.image_to, "t2i_template": self.t2i_template, "edit_template": self.edit_template,
-                "mllm_source": self.mllm_source}
+        return {
+            "image_to": self.image_to,
+            "t2i_template": self.t2i_template,
+            "edit_template": self.edit_template,
+            "mllm_source": self.mllm_source,
+        }
 
-    def save_pretrained(self, save_directory: str | Path, mllm_reference: bool | None = None, **kwargs: Any) -> None:
+    def save_pretrained(
+        self, save_directory: str | Path, mllm_reference: bool | None = None, **kwargs: Any
+    ) -> None:
         """Save every component. `mllm_reference` (default: when the MLLM came from a folder/URI) writes
         `mllm/reference.json` instead of copying the frozen weights, which never change here."""
         out = Path(save_directory)
         use_ref = bool(self.mllm_source) if mllm_reference is None else mllm_reference
         if use_ref and not self.mllm_source:
-            raise ModelInputError("mllm_reference=True but this pipeline's MLLM was not loaded from a folder or URI")
+            raise ModelInputError(
+                "mllm_reference=True but this pipeline's MLLM was not loaded from a folder or URI"
+            )
         kwargs.setdefault("safe_serialization", True)
         mllm, processor = self.mllm, self.processor
         self.register_modules(processor=None, **({"mllm": None} if use_ref else {}))
@@ -210,16 +274,21 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
         (out / SETTINGS_FILE).write_text(json.dumps(self.settings(), indent=2))
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, store: Any | None = None,
-                        **kwargs: Any) -> UniPicMetaQueryPipeline:
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | Path, store: Any | None = None, **kwargs: Any
+    ) -> UniPicMetaQueryPipeline:
         path = Path(pretrained_model_name_or_path)
         if not (path / "model_index.json").is_file():
-            raise ModelLoadError(f"{path} is not a model folder (no model_index.json); give the output folder of "
-                                 "`unipic train metaquery` or a downloaded MetaQuery model")
+            raise ModelLoadError(
+                f"{path} is not a model folder (no model_index.json); give the output folder of "
+                "`unipic train metaquery` or a downloaded MetaQuery model"
+            )
         index = json.loads((path / "model_index.json").read_text())
         if index.get("_class_name") != cls.__name__:
-            raise ModelLoadError(f"{path} holds a {index.get('_class_name')}, not a {cls.__name__}; load it with "
-                                 "unipic.pipelines.metaquery.load_pipeline, which picks the class")
+            raise ModelLoadError(
+                f"{path} holds a {index.get('_class_name')}, not a {cls.__name__}; load it with "
+                "unipic.pipelines.metaquery.load_pipeline, which picks the class"
+            )
         settings = json.loads((path / SETTINGS_FILE).read_text()) if (path / SETTINGS_FILE).is_file() else {}
         processor = MetaQueryProcessor.from_pretrained(path / "processor")
         source = read_reference(path / "mllm")
@@ -230,8 +299,11 @@ class UniPicMetaQueryPipeline(UniPicKontextPipeline):
         pipe = super().from_pretrained(path, **kwargs)
         pipe.mllm.requires_grad_(False).eval()
         pipe.mllm_source = source or settings.get("mllm_source")
-        return pipe.configure(image_to=settings.get("image_to"), t2i_template=settings.get("t2i_template"),
-                              edit_template=settings.get("edit_template"))
+        return pipe.configure(
+            image_to=settings.get("image_to"),
+            t2i_template=settings.get("t2i_template"),
+            edit_template=settings.get("edit_template"),
+        )
 
 
 def load_pipeline(path: str | Path, **kwargs: Any) -> Any:

@@ -20,17 +20,40 @@ def test_two_stages_under_kfp_local(store_config, tmp_path, monkeypatch, s3_pref
     kontext = str(bootstrap_base_model(ModelConfig(), tmp_path / "kontext"))
     data = str(tmp_path / "data")
     generate_dataset(ShapesConfig(n_t2i=8, n_edit=8), data)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
-               raise_on_error=True)
-    overrides = [f"store.endpoint={store_config.endpoint}", "metaquery.train.steps=1", "metaquery.train.batch_size=2",
-                 "metaquery.train.sample_steps=1"]
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "root"),
+        raise_on_error=True,
+    )
+    overrides = [
+        f"store.endpoint={store_config.endpoint}",
+        "metaquery.train.steps=1",
+        "metaquery.train.batch_size=2",
+        "metaquery.train.sample_steps=1",
+    ]
 
     @dsl.pipeline
     def metaquery_two_stages() -> str:
-        s1 = train_metaquery(preset="ci", overrides=overrides, init_from=kontext, dataset_uri=data, dataset_rev="",
-                             stage=1, image_to="", out_uri=f"{s3_prefix}stage1")
-        s2 = train_metaquery(preset="ci", overrides=overrides, init_from=s1.outputs["Output"], dataset_uri=data,
-                             dataset_rev="", stage=2, image_to="", out_uri=f"{s3_prefix}stage2")
+        s1 = train_metaquery(
+            preset="ci",
+            overrides=overrides,
+            init_from=kontext,
+            dataset_uri=data,
+            dataset_rev="",
+            stage=1,
+            image_to="",
+            out_uri=f"{s3_prefix}stage1",
+        )
+        s2 = train_metaquery(
+            preset="ci",
+            overrides=overrides,
+            init_from=s1.outputs["Output"],
+            dataset_uri=data,
+            dataset_rev="",
+            stage=2,
+            image_to="",
+            out_uri=f"{s3_prefix}stage2",
+        )
         return s2.outputs["Output"]
 
     assert metaquery_two_stages().output == f"{s3_prefix}stage2"

@@ -29,10 +29,22 @@ def test_train_metaquery_publishes_a_loadable_model(store_config, tmp_path, monk
     metrics = _Metrics(values={})
     report = SimpleNamespace(path=str(tmp_path / "report.md"))
     uri = train_metaquery.python_func(
-        preset="ci", overrides=[f"store.endpoint={store_config.endpoint}", "metaquery.train.steps=2",
-                                "metaquery.train.batch_size=2", "metaquery.train.sample_steps=1"],
-        init_from=str(kontext), dataset_uri=str(data), dataset_rev="", stage=2, image_to="dit",
-        out_uri=f"{s3_prefix}mq", model=model, metrics=metrics, report=report,
+        preset="ci",
+        overrides=[
+            f"store.endpoint={store_config.endpoint}",
+            "metaquery.train.steps=2",
+            "metaquery.train.batch_size=2",
+            "metaquery.train.sample_steps=1",
+        ],
+        init_from=str(kontext),
+        dataset_uri=str(data),
+        dataset_rev="",
+        stage=2,
+        image_to="dit",
+        out_uri=f"{s3_prefix}mq",
+        model=model,
+        metrics=metrics,
+        report=report,
     )
     assert uri == f"{s3_prefix}mq"
     manifest = ObjectStore(store_config).read_manifest(uri)

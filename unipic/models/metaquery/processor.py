@@ -68,10 +68,47 @@ def shapes_corpus() -> list[str]:
     """Words of ShapesWorld captions and instructions, enough to learn useful merges."""
     colours = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white", "gray", "cyan"]
     shapes = ["circle", "square", "triangle", "circles", "squares", "triangles", "star", "diamond"]
-    words = ["a", "an", "the", "and", "of", "left", "right", "above", "below", "two", "three", "four",
-             "generate", "image", "make", "change", "add", "remove", "replace", "move", "to", "with",
-             "bigger", "smaller", "background", "into", "recolor", "resize", "what", "is", "in", "this",
-             "describe", "colour", "color", "shape", "photo", "picture", "there"]
+    words = [
+        "a",
+        "an",
+        "the",
+        "and",
+        "of",
+        "left",
+        "right",
+        "above",
+        "below",
+        "two",
+        "three",
+        "four",
+        "generate",
+        "image",
+        "make",
+        "change",
+        "add",
+        "remove",
+        "replace",
+        "move",
+        "to",
+        "with",
+        "bigger",
+        "smaller",
+        "background",
+        "into",
+        "recolor",
+        "resize",
+        "what",
+        "is",
+        "in",
+        "this",
+        "describe",
+        "colour",
+        "color",
+        "shape",
+        "photo",
+        "picture",
+        "there",
+    ]
     lines = [f"Generate an image: a {c} {s}" for c in colours for s in shapes]
     lines += [f"change the {c} {s} to {c2}" for c in colours for s in shapes for c2 in colours[:3]]
     lines.append(" ".join(words))
@@ -107,8 +144,10 @@ class MetaQueryInputs:
         if pv is not None:
             pv = pv.to(device=device, dtype=dtype or pv.dtype)
         return MetaQueryInputs(
-            input_ids=self.input_ids.to(device), attention_mask=self.attention_mask.to(device),
-            mm_token_type_ids=self.mm_token_type_ids.to(device), query_mask=self.query_mask.to(device),
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            mm_token_type_ids=self.mm_token_type_ids.to(device),
+            query_mask=self.query_mask.to(device),
             pixel_values=pv,
             image_grid_thw=None if self.image_grid_thw is None else self.image_grid_thw.to(device),
         )
@@ -122,14 +161,25 @@ class MetaQueryProcessor:
     UniPic2 scripts do.
     """
 
-    def __init__(self, tokenizer: Any, image_processor: Any | None = None, *, num_queries: int = 0,
-                 image_size: int | None = None, system_prompt: str = "") -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        image_processor: Any | None = None,
+        *,
+        num_queries: int = 0,
+        image_size: int | None = None,
+        system_prompt: str = "",
+    ) -> None:
         if image_size is not None and image_size % FACTOR:
-            raise ConfigError(f"metaquery.mllm.image_size={image_size} must be a multiple of {FACTOR} "
-                              f"(Qwen2.5-VL patch {PATCH} x merge {MERGE}); try {max(FACTOR, image_size // FACTOR * FACTOR)}")
+            raise ConfigError(
+                f"metaquery.mllm.image_size={image_size} must be a multiple of {FACTOR} "
+                f"(Qwen2.5-VL patch {PATCH} x merge {MERGE}); try {max(FACTOR, image_size // FACTOR * FACTOR)}"
+            )
         self.tokenizer = tokenizer
         if image_processor is None:
-            image_processor = image_processor_class()(patch_size=PATCH, merge_size=MERGE, temporal_patch_size=2)
+            image_processor = image_processor_class()(
+                patch_size=PATCH, merge_size=MERGE, temporal_patch_size=2
+            )
         self.image_processor = image_processor
         self.num_queries = num_queries
         self.image_size = image_size
@@ -144,10 +194,15 @@ class MetaQueryProcessor:
 
     def _token_id(self, token: str) -> int:
         idx = self.tokenizer.convert_tokens_to_ids(token)
-        if not isinstance(idx, int) or idx is None or (self.tokenizer.unk_token_id is not None
-                                                       and idx == self.tokenizer.unk_token_id):
-            raise ConfigError(f"the MLLM tokenizer has no '{token}' token: give metaquery.mllm.pretrained a "
-                              "Qwen2.5-VL folder, or leave it empty to build the tiny tokenizer in code")
+        if (
+            not isinstance(idx, int)
+            or idx is None
+            or (self.tokenizer.unk_token_id is not None and idx == self.tokenizer.unk_token_id)
+        ):
+            raise ConfigError(
+                f"the MLLM tokenizer has no '{token}' token: give metaquery.mllm.pretrained a "
+                "Qwen2.5-VL folder, or leave it empty to build the tiny tokenizer in code"
+            )
         return idx
 
     # ------------------------------------------------------------------ images
@@ -165,9 +220,14 @@ class MetaQueryProcessor:
             w, h = self.mllm_size(*img.size)
             resized.append(img.convert("RGB").resize((w, h), Image.BICUBIC))
         areas = [im.size[0] * im.size[1] for im in resized]
-        out = self.image_processor(images=resized, size={"shortest_edge": min(areas), "longest_edge": max(areas)},
-                                   return_tensors="pt")
-        return torch.as_tensor(np.asarray(out["pixel_values"])), torch.as_tensor(np.asarray(out["image_grid_thw"]))
+        out = self.image_processor(
+            images=resized,
+            size={"shortest_edge": min(areas), "longest_edge": max(areas)},
+            return_tensors="pt",
+        )
+        return torch.as_tensor(np.asarray(out["pixel_values"])), torch.as_tensor(
+            np.asarray(out["image_grid_thw"])
+        )
 
     # ------------------------------------------------------------------ text
     def chat_text(self, text: str, has_image: bool, *, add_generation_prompt: bool = True) -> str:
@@ -180,8 +240,13 @@ class MetaQueryProcessor:
             parts.append("<|im_start|>assistant\n")
         return "".join(parts)
 
-    def __call__(self, texts: Sequence[str], images: Sequence[Image.Image | None] | None = None, *,
-                 num_queries: int | None = None) -> MetaQueryInputs:
+    def __call__(
+        self,
+        texts: Sequence[str],
+        images: Sequence[Image.Image | None] | None = None,
+        *,
+        num_queries: int | None = None,
+    ) -> MetaQueryInputs:
         """Tokenize a batch, left-padded, with `num_queries` query slots appended to every row."""
         n_q = self.num_queries if num_queries is None else num_queries
         images = list(images) if images is not None else [None] * len(texts)
@@ -200,7 +265,7 @@ class MetaQueryProcessor:
             ids = self.tokenizer(self.chat_text(text, img is not None), add_special_tokens=False)["input_ids"]
             if img is not None:
                 pos = ids.index(self.image_token_id)
-                ids = ids[:pos] + [self.image_token_id] * tokens_per_image[k] + ids[pos + 1:]
+                ids = ids[:pos] + [self.image_token_id] * tokens_per_image[k] + ids[pos + 1 :]
                 k += 1
             ids = ids + [self.query_token_id] * n_q
             rows.append(ids)
@@ -211,14 +276,20 @@ class MetaQueryProcessor:
         attention = torch.zeros((len(rows), width), dtype=torch.long)
         mm_types = torch.zeros((len(rows), width), dtype=torch.int)
         for i, (ids, tt) in enumerate(zip(rows, types, strict=True)):
-            input_ids[i, width - len(ids):] = torch.tensor(ids)
-            attention[i, width - len(ids):] = 1
-            mm_types[i, width - len(ids):] = torch.tensor(tt, dtype=torch.int)
+            input_ids[i, width - len(ids) :] = torch.tensor(ids)
+            attention[i, width - len(ids) :] = 1
+            mm_types[i, width - len(ids) :] = torch.tensor(tt, dtype=torch.int)
         query_mask = torch.zeros_like(attention, dtype=torch.bool)
         if n_q:
-            query_mask[:, width - n_q:] = True
-        return MetaQueryInputs(input_ids=input_ids, attention_mask=attention, mm_token_type_ids=mm_types,
-                               query_mask=query_mask, pixel_values=pixel_values, image_grid_thw=grid)
+            query_mask[:, width - n_q :] = True
+        return MetaQueryInputs(
+            input_ids=input_ids,
+            attention_mask=attention,
+            mm_token_type_ids=mm_types,
+            query_mask=query_mask,
+            pixel_values=pixel_values,
+            image_grid_thw=grid,
+        )
 
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, path: str | Path) -> None:
@@ -226,9 +297,16 @@ class MetaQueryProcessor:
         path.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(path)
         self.image_processor.save_pretrained(path)
-        (path / PROCESSOR_CONFIG).write_text(json.dumps(
-            {"num_queries": self.num_queries, "image_size": self.image_size, "system_prompt": self.system_prompt},
-            indent=2))
+        (path / PROCESSOR_CONFIG).write_text(
+            json.dumps(
+                {
+                    "num_queries": self.num_queries,
+                    "image_size": self.image_size,
+                    "system_prompt": self.system_prompt,
+                },
+                indent=2,
+            )
+        )
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides: Any) -> MetaQueryProcessor:
@@ -237,8 +315,11 @@ class MetaQueryProcessor:
 
         path = Path(path)
         tok = AutoTokenizer.from_pretrained(path)
-        ip = (image_processor_class().from_pretrained(path) if (path / "preprocessor_config.json").is_file()
-              else None)
+        ip = (
+            image_processor_class().from_pretrained(path)
+            if (path / "preprocessor_config.json").is_file()
+            else None
+        )
         kwargs: dict[str, Any] = {}
         if (path / PROCESSOR_CONFIG).is_file():
             kwargs = json.loads((path / PROCESSOR_CONFIG).read_text())

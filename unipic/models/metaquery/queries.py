@@ -19,8 +19,9 @@ def build_input_embeds(mllm: Any, inputs: MetaQueryInputs, queries: torch.Tensor
     core = mllm.model
     embeds = core.get_input_embeddings()(inputs.input_ids)
     if inputs.pixel_values is not None:
-        feats = core.get_image_features(inputs.pixel_values.to(core.visual.dtype), inputs.image_grid_thw,
-                                        return_dict=True).pooler_output
+        feats = core.get_image_features(
+            inputs.pixel_values.to(core.visual.dtype), inputs.image_grid_thw, return_dict=True
+        ).pooler_output
         feats = torch.cat(feats, dim=0).to(embeds.dtype)
         image_mask = (inputs.input_ids == mllm.config.image_token_id).unsqueeze(-1)
         if int(image_mask.sum()) != feats.shape[0]:
@@ -33,15 +34,23 @@ def build_input_embeds(mllm: Any, inputs: MetaQueryInputs, queries: torch.Tensor
 
 def position_ids(mllm: Any, inputs: MetaQueryInputs) -> torch.Tensor:
     """3-D mRoPE positions (3, B, L), computed from ids because the model only sees `inputs_embeds`."""
-    pos, _ = mllm.model.get_rope_index(inputs.input_ids, mm_token_type_ids=inputs.mm_token_type_ids,
-                                       image_grid_thw=inputs.image_grid_thw, attention_mask=inputs.attention_mask)
+    pos, _ = mllm.model.get_rope_index(
+        inputs.input_ids,
+        mm_token_type_ids=inputs.mm_token_type_ids,
+        image_grid_thw=inputs.image_grid_thw,
+        attention_mask=inputs.attention_mask,
+    )
     return pos
 
 
 def query_hidden_states(mllm: Any, inputs: MetaQueryInputs, queries: torch.Tensor) -> torch.Tensor:
     """Last-layer hidden states at the query slots, (B, N, hidden). Gradients flow to `queries` only."""
     embeds = build_input_embeds(mllm, inputs, queries)
-    out = mllm.model.language_model(inputs_embeds=embeds, attention_mask=inputs.attention_mask,
-                                    position_ids=position_ids(mllm, inputs), use_cache=False)
+    out = mllm.model.language_model(
+        inputs_embeds=embeds,
+        attention_mask=inputs.attention_mask,
+        position_ids=position_ids(mllm, inputs),
+        use_cache=False,
+    )
     hidden = out.last_hidden_state
     return hidden[inputs.query_mask].view(hidden.shape[0], queries.shape[0], hidden.shape[-1])
