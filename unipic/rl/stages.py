@@ -15,17 +15,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from unipic.config.base import config_hash
 from unipic.config.rl import GRPOConfig, RLStageConfig
 from unipic.errors import DataError
 from unipic.lineage import Lineage
 from unipic.logging import get_logger
-from unipic.rl.evaluate import TaskScore, score_task
-from unipic.rl.prompts import PromptSource, load_conditions
-from unipic.rl.rollout import Condition
-from unipic.training.trainer import TrainResult
+
+if TYPE_CHECKING:  # torch-heavy modules load inside the stage, so bad input fails fast
+    from unipic.rl.evaluate import TaskScore
+    from unipic.rl.rollout import Condition
+    from unipic.training.trainer import TrainResult
 
 log = get_logger(__name__)
 
@@ -47,6 +48,8 @@ class RLStageResult:
 
 def _eval_conditions(data_dir: Path, kind: str, cfg: RLStageConfig) -> list[Condition]:
     """Held-out prompts when the dataset has them, else a separately drawn train subset."""
+    from unipic.rl.prompts import load_conditions
+
     tasks = cfg.tasks if kind == ("edit" if cfg.reward.weights.get("shapes_edit") else "t2i") else None
     for split, seed in (("heldout", 11), ("train", 12)):
         try:
@@ -59,6 +62,8 @@ def _eval_conditions(data_dir: Path, kind: str, cfg: RLStageConfig) -> list[Cond
 
 def _score_both(pipe: Any, evals: dict[str, list[Condition]], grpo: GRPOConfig, cfg: RLStageConfig
                 ) -> dict[str, TaskScore | None]:
+    from unipic.rl.evaluate import score_task
+
     out = {}
     for kind, conds in evals.items():
         out[kind] = score_task(pipe, kind, conds, steps=grpo.eval_num_steps, guidance=grpo.eval_guidance_scale,
@@ -157,8 +162,15 @@ def run_rl_stage(task: Task, cfg: RLStageConfig, grpo: GRPOConfig, work_dir: str
                  resume: bool | Path = False, stop_at: int | None = None) -> RLStageResult:
     """Run one PDTR stage. `task="edit"` is stage 1, `task="t2i"` stage 2 (give it stage 1's output as
     base_model). Outputs go to `cfg.output` (default: work_dir/model) and `work_dir`."""
+    from unipic.errors import ConfigError
+
+    for name, what in (("base_model", "the previous stage's model"), ("dataset", "the curated dataset")):
+        if not getattr(cfg, name):
+            raise ConfigError(f"rl.{task}.{name} is empty: give {what} as a local directory or an s3:// URI "
+                              f"(e.g. --set rl.{task}.{name}=PATH)")
     from unipic.pipelines.kontext import UniPicKontextPipeline
     from unipic.rl.lora import merge_lora
+    from unipic.rl.prompts import PromptSource, load_conditions
     from unipic.rl.rewards import build_reward
     from unipic.rl.trainer import FlowGRPOTrainer
     from unipic.training.pretrain import resolve_input
