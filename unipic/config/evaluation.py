@@ -90,7 +90,7 @@ class EvaluationConfig(Section):
     n_per_task: int = Field(default=8, ge=1, description="ShapesWorld twins: prompts per task/category")
     image_size: int | None = Field(
         default=None, ge=16, le=1024,
-        description="ShapesWorld twins: canvas side of sources and ground truth; None = shapes.image_size (training size)",
+        description="ShapesWorld twins: canvas of sources and ground truth; None = shapes.image_size (training)",
     )
     seed: int = Field(default=1234, description="ShapesWorld twins: which scenes are drawn")
     data_dir: str = Field(

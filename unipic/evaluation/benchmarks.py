@@ -26,7 +26,8 @@ from unipic.evaluation.errors import EvaluationError
 from unipic.evaluation.generation import EvalItem, load_images
 
 SHAPES_TO_GEDIT = {"recolor": "color_alter", "add": "subject-add", "remove": "subject-remove",
-                   "replace": "subject-replace", "move": "motion_change", "resize": "resize",  # no GEdit group; ImgEdit calls it "adjust"
+                   "replace": "subject-replace", "move": "motion_change",
+                   "resize": "resize",  # no GEdit group; ImgEdit calls it "adjust"
                    "background": "background_change"}
 
 
@@ -282,7 +283,8 @@ class ShapesGEditBenchmark(GEditBenchmark):
         out["exact"] = {c: {"success": float(np.mean([r["exact_success"] for r in rs])),
                             "instruction": float(np.mean([r["exact_instruction"] for r in rs])),
                             "preservation": float(np.mean([r["exact_preservation"] for r in rs])),
-                            "overall": float(np.mean([r["exact_overall"] for r in rs]))} for c, rs in sorted(cats.items())}
+                            "overall": float(np.mean([r["exact_overall"] for r in rs]))}
+                        for c, rs in sorted(cats.items())}
         out["exact_success"] = float(np.mean([v["success"] for v in out["exact"].values()])) if cats else float("nan")
         out["exact_overall"] = float(np.mean([v["overall"] for v in out["exact"].values()])) if cats else float("nan")
         out["by_split"] = {sp: {"overall": gedit.aggregate(rs)["overall"],

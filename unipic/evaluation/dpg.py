@@ -111,7 +111,8 @@ def tile(images: Sequence[Any]) -> Image.Image:
 
     pil = [to_pil(i) for i in images]
     if len(pil) != 4:
-        raise EvaluationError(f"DPG-Bench tiles 4 images per prompt, got {len(pil)}; set generation.images_per_prompt=4")
+        raise EvaluationError(f"DPG-Bench tiles 4 images per prompt, got {len(pil)}; "
+                              "set evaluation.generation.images_per_prompt=4")
     w, h = pil[0].size
     grid = Image.new("RGB", (2 * w, 2 * h))
     for k, im in enumerate(pil):

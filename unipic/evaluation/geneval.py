@@ -343,7 +343,8 @@ class OpenCLIPColorClassifier:
         try:
             import open_clip  # type: ignore[import-not-found]
         except ImportError:
-            raise EvaluationError("the GenEval colour classifier needs open_clip_torch (the 'eval-gpu' image)") from None
+            raise EvaluationError(
+                "the GenEval colour classifier needs open_clip_torch (the 'eval-gpu' image)") from None
         import torch
 
         ckpt = Path(model_dir) / "open_clip_pytorch_model.bin"

@@ -52,7 +52,8 @@ def load_rubrics(path: str | Path) -> dict[str, str]:
         if not isinstance(text, str) or "<edit_prompt>" not in text:
             raise BenchmarkFormatError(f"{path}: rubric '{t}' must be text containing '<edit_prompt>'")
         if len(rubric_dimensions(text)) != 3:
-            raise BenchmarkFormatError(f"{path}: rubric '{t}' must name 3 dimensions as '<Name>: A number from 1 to 5.'")
+            raise BenchmarkFormatError(
+                f"{path}: rubric '{t}' must name 3 dimensions as '<Name>: A number from 1 to 5.'")
     return data
 
 

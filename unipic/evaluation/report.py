@@ -17,9 +17,12 @@ from PIL import Image
 from unipic.evaluation.generation import image_path
 from unipic.evaluation.reference import load_reference
 
-CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-.grid{display:flex;flex-wrap:wrap;gap:10px}.cell{width:150px;font-size:11px}.cell img{width:64px;height:64px;image-rendering:pixelated;border:1px solid #ddd}
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;margin:8px 0 20px}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+.grid{display:flex;flex-wrap:wrap;gap:10px}.cell{width:150px;font-size:11px}
+.cell img{width:64px;height:64px;image-rendering:pixelated;border:1px solid #ddd}
 .ok{color:#080;font-weight:bold}.bad{color:#b00;font-weight:bold}.note{color:#666;font-size:12px}"""
 
 

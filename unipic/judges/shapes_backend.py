@@ -96,7 +96,8 @@ def score_edit(src: Detection, out: Detection, ins: EditInstruction, canvas: int
     elif c == "recolor":
         hit = _take(out.objects, used, lambda o: o.shape == target.shape and o.color == ins.new.color
                     and _near(o.center, target.center, tol))
-        success, why = hit is not None, f"{target.shape} at the same place is {'now ' + ins.new.color if hit else 'not ' + ins.new.color}"
+        success = hit is not None
+        why = f"{target.shape} at the same place is {'now' if hit else 'not'} {ins.new.color}"
     elif c == "replace":
         hit = _take(out.objects, used, lambda o: o.shape == ins.new.shape
                     and (ins.new.color is None or o.color == ins.new.color) and _near(o.center, target.center, tol))
@@ -144,7 +145,8 @@ def score_edit(src: Detection, out: Detection, ins: EditInstruction, canvas: int
     extras = len(out.objects) - len(used)
     preserved = (kept + bg_ok) / (len(others) + 1) / (1 + max(0, extras))
     scores = [10 if success else 0, int(round(10 * preserved))]
-    return scores, f"{why}; kept {kept}/{len(others)} other objects, background {'kept' if bg_ok else 'changed'}, {max(0, extras)} extra"
+    bg = "kept" if bg_ok else "changed"
+    return scores, f"{why}; kept {kept}/{len(others)} other objects, background {bg}, {max(0, extras)} extra"
 
 
 class ShapesWorldBackend:
