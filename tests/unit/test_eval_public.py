@@ -133,3 +133,13 @@ def test_imgedit_aggregation_rounds_like_the_reference():
     # per image: 4.33, 2.67 -> type mean 3.5; remove 1.0; overall = mean of types
     assert a["types"] == {"add": 3.5, "remove": 1.0} and a["overall"] == pytest.approx(2.25)
     assert a["excluded"] == 1 and a["excluded_by_type"] == {"remove": 1}
+
+
+def test_gedit_jsonl_with_image_paths(tmp_path):
+    src = next(iter(gedit.load_items(DATA / "gedit" / "gedit_bench.parquet"))).source
+    src.save(tmp_path / "a.png")
+    (tmp_path / "g.jsonl").write_text(
+        '{"task_type": "subject-add", "key": "7", "instruction": "add a green triangle", '
+        '"instruction_language": "en", "Intersection_exist": true, "input_image": "a.png"}\n')
+    [item] = gedit.load_items(tmp_path / "g.jsonl")
+    assert item.key == "7" and item.intersection and item.source.size == src.size

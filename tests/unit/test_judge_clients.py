@@ -185,3 +185,15 @@ def test_kserve_v2_garbage_and_out_of_range_are_excluded(server, faults):
 def test_kserve_v2_unknown_model_is_a_clear_error(server):
     with KServeV2Scorer(server.base_url, "nope") as sc, pytest.raises(JudgeError, match="404"):
         sc.score([SRC])
+
+
+def test_kserve_v2_bad_request_is_excluded_as_4xx(server):
+    import httpx
+
+    bad = {"inputs": [{"name": "image", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
+    r = httpx.post(f"{server.base_url}/v2/models/shapesworld-scorer/infer", json=bad)
+    assert r.status_code == 400 and "BYTES" in r.json()["error"]
+    with KServeV2Scorer(server.base_url, "shapesworld-scorer", backoff_s=0.01) as sc:
+        sc._request = lambda images, texts, sources: bad  # a client sending the wrong datatype
+        [v] = sc.score([SRC])
+    assert not v.ok and v.error == "http_4xx" and "BYTES" in v.detail
