@@ -103,3 +103,14 @@ def test_generate_and_edit_pick_the_metaquery_class(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "edit" / "images.json").is_file()
+
+
+def test_model_alias_names_this_runs_metaquery_output():
+    from unipic.cli.understand import resolve_model
+    from unipic.config import load_config
+
+    cfg = load_config("ci", ["run.workdir=/w", "metaquery.train.stage=1"])
+    assert resolve_model("metaquery", cfg) == "/w/unipic-ci/metaquery-stage1/model"
+    cfg = load_config("ci", ["metaquery.train.output=s3://unipic-models/mq"])
+    assert resolve_model("metaquery", cfg) == "s3://unipic-models/mq"
+    assert resolve_model("/some/dir", cfg) == "/some/dir"
