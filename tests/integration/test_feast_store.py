@@ -13,6 +13,7 @@ import pytest
 
 from unipic.config.curation import FeaturesConfig
 from unipic.config.store import StoreConfig
+from unipic.errors import DataError
 from unipic.features import FeatureStoreClient, select_training_set
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
@@ -26,6 +27,8 @@ def test_local_feast_roundtrip_ttl_order_and_selection(tmp_path: Path) -> None:
     cfg = FeaturesConfig(state_dir=tmp_path / "features", ttl_days=7,
                          selection={"agreement": [0.5, None], "sharpness": [None, 400.0]})
     client = FeatureStoreClient(cfg)
+    with pytest.raises(DataError, match="no curation features yet"):
+        client.online(["s1"])
     index = clean_index(40)
     client.write_signals(index.iloc[:20], "old", event_time=NOW - timedelta(days=30))  # outside the TTL
     client.write_signals(index.iloc[20:], "new", event_time=NOW - timedelta(hours=1))

@@ -126,8 +126,15 @@ class FeatureStoreClient:
 
     def online(self, sample_ids: list[str]) -> list[dict[str, Any]]:
         """Latest features per sample from the online store; unknown ids come back with None values."""
-        res = self.store.get_online_features(features=feature_refs(),
-                                             entity_rows=[{"sample_id": s} for s in sample_ids]).to_dict()
+        from feast.errors import FeastObjectNotFoundException
+
+        try:
+            res = self.store.get_online_features(features=feature_refs(),
+                                                 entity_rows=[{"sample_id": s} for s in sample_ids]).to_dict()
+        except FeastObjectNotFoundException as exc:
+            raise DataError(f"the feature store in {self.state_dir} has no curation features yet ({exc}); "
+                            "curate a dataset first (`unipic data curate`), which applies and materializes them"
+                            ) from None
         return [{k: res[k][i] for k in res} for i in range(len(sample_ids))]
 
     def historical(self, entity_df: pd.DataFrame) -> pd.DataFrame:

@@ -32,7 +32,7 @@ def _card_cell(s: Sample) -> tuple[np.ndarray, str] | None:
     if s.pixels is None:
         return None
     if s.is_edit and s.target_pixels is not None and s.target_pixels.shape == s.pixels.shape:
-        gap = np.full((s.pixels.shape[0], 2, 3), 255, np.uint8)
+        gap = np.full((s.pixels.shape[0], 2, 3), 160, np.uint8)
         return np.concatenate([s.pixels[..., :3], gap, s.target_pixels[..., :3]], axis=1), str(s.text)
     return s.pixels[..., :3], str(s.text)
 
@@ -47,7 +47,8 @@ def curate_to_dir(samples: Iterable[Sample], cfg: CurationConfig, out_dir: str |
     out.mkdir(parents=True, exist_ok=True)
     curator = Curator(cfg, scorer=scorer)
     writer = CuratedWriter(out, cfg.shard_size)
-    cells: list[tuple[np.ndarray, str]] = []
+    cells: dict[str, list[tuple[np.ndarray, str]]] = {"t2i": [], "edit": []}
+    per_kind = max(cfg.card_samples // 2, 1) if cfg.card_samples else 0
     t0 = time.perf_counter()
     with (out / "rejections.jsonl").open("w") as rej, (out / "metrics.jsonl").open("w") as met, \
             progress_bar(total=None, desc="curate", unit="sample") as bar:
@@ -58,8 +59,8 @@ def curate_to_dir(samples: Iterable[Sample], cfg: CurationConfig, out_dir: str |
 
         for i, s in enumerate(curator.run(samples, on_reject=on_reject), 1):
             writer.write(s)
-            if len(cells) < cfg.card_samples and (cell := _card_cell(s)) is not None:
-                cells.append(cell)
+            if len(cells[s.kind]) < per_kind and (cell := _card_cell(s)) is not None:
+                cells[s.kind].append(cell)
             s.release_pixels()
             bar.update(1)
             if i % metrics_every == 0:
@@ -73,7 +74,7 @@ def curate_to_dir(samples: Iterable[Sample], cfg: CurationConfig, out_dir: str |
     index = writer.close()
     if not any((out / "shards").iterdir()):
         shutil.rmtree(out / "shards")
-    write_card(out, report, index, cells, extra=lineage)
+    write_card(out, report, index, cells["t2i"] + cells["edit"], extra=lineage)
     log.info("curated %d of %d samples into %s (%.1f samples/s)", report.n_out, report.n_in, out,
              report.n_in / max(elapsed, 1e-9))
     return report, index
