@@ -68,3 +68,20 @@ def test_run_raises_on_failure_with_message():
 def test_run_times_out():
     with pytest.raises(UniPicError, match="did not finish"):
         run_trainjob(RecordedApi([None] * 10), _job(), poll_s=1, timeout_s=3, sleep=lambda s: None)
+
+
+def test_stage_trainjob_runs_the_same_cli_on_every_node():
+    from unipic.config import load_config
+    from unipic.orchestration.trainjob import run_stage_trainjob
+
+    cfg = load_config("base", ["cluster.pretrain.nodes=4", "cluster.s3_secret=team-s3"])
+    api = RecordedApi(["Complete"])
+    jobs = []
+    api.create_namespaced_custom_object = lambda g, v, ns, p, body: jobs.append(body) or body
+    run_stage_trainjob(cfg, "pretrain", "pretrain", "base", ["pretrain.output=s3://m/p"], image="img@sha256:1",
+                       run_name="Run-7", api=api)
+    spec = jobs[0]["spec"]
+    assert jobs[0]["metadata"]["name"] == "run-7-pretrain" and spec["trainer"]["numNodes"] == 4
+    assert spec["trainer"]["command"] == ["unipic", "train", "pretrain", "--preset", "base", "--set",
+                                          "pretrain.output=s3://m/p"]
+    assert spec["trainer"]["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"

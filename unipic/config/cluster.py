@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, model_validator
 
 from unipic.config.base import Section
 
@@ -44,3 +46,15 @@ class ClusterConfig(Section):
     rl: StageResources = Field(default_factory=_gpu_stage)
     metaquery: StageResources = Field(default_factory=_gpu_stage)
     evaluate: StageResources = Field(default_factory=lambda: _gpu_stage(1))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_stage_defaults(cls, data: Any) -> Any:
+        """`--set cluster.pretrain.nodes=4` changes one field; the stage keeps its other defaults (8 GPUs)."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, field in cls.model_fields.items():
+            if field.annotation is StageResources and isinstance(out.get(name), dict):
+                out[name] = {**field.get_default(call_default_factory=True).model_dump(), **out[name]}
+        return out

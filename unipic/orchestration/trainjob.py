@@ -131,3 +131,31 @@ def run_trainjob(
         sleep(poll_s)
         waited += poll_s
     raise UniPicError(f"TrainJob {meta['name']} did not finish within {timeout_s:.0f} s")
+
+
+def stage_command(stage: str, preset: str, sets: list[str]) -> list[str]:
+    """The `unipic train <stage>` command every node of a TrainJob runs (same config as the component)."""
+    cmd = ["unipic", "train", stage, "--preset", preset]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def run_stage_trainjob(cfg: Any, stage: str, resources_key: str, preset: str, sets: list[str], *,
+                       image: str, run_name: str, api: CustomObjectsApi | None = None) -> dict[str, Any]:
+    """Run a training stage as a multi-node TrainJob (cluster.<resources_key>.nodes > 1) and wait for it. The
+    stage publishes its model to the URI in `sets`, exactly as the single-node component does."""
+    res = getattr(cfg.cluster, resources_key)
+    name = f"{run_name}-{stage}"[:63].rstrip("-").lower()
+    job = build_trainjob(
+        name=name, namespace=cfg.cluster.namespace, image=image, command=stage_command(stage, preset, sets),
+        num_nodes=res.nodes, gpus_per_node=res.gpus, s3_secret=cfg.cluster.s3_secret,
+        runtime=cfg.cluster.trainjob_runtime, cpu_per_node=res.cpu, memory_per_node=res.memory,
+        labels={"app.kubernetes.io/part-of": "unipic", "unipic/stage": stage},
+    )
+    if api is None:
+        from kubernetes import client, config
+
+        config.load_incluster_config()
+        api = client.CustomObjectsApi()
+    return run_trainjob(api, job)
