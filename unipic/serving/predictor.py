@@ -155,10 +155,12 @@ class UniPicPredictor(kserve.Model):
         import torch
 
         first = jobs[0]
+        t0 = time.perf_counter()
         if first.task == "understand":
             answers = self.pipe.understand([j.image for j in jobs], [j.prompt for j in jobs],
                                            max_new_tokens=first.max_new_tokens)
-            return [{"text": a} for a in answers]
+            model_ms = round((time.perf_counter() - t0) * 1000, 3)
+            return [{"text": a, "model_ms": model_ms} for a in answers]
         prompts, images, gens, seeds = [], [], [], []
         for j in jobs:
             for k in range(j.num_images):
@@ -176,7 +178,8 @@ class UniPicPredictor(kserve.Model):
             n = j.num_images
             results.append({"images": [encode_png(im) for im in out[i:i + n]], "seeds": seeds[i:i + n]})
             i += n
-        return results
+        model_ms = round((time.perf_counter() - t0) * 1000, 3)
+        return [{**r, "model_ms": model_ms} for r in results]
 
     # --- the request path (event loop) ----------------------------------------------------------------------
     def _resolve(self, instance: Any) -> Job:
@@ -202,9 +205,11 @@ class UniPicPredictor(kserve.Model):
         return self._describe(job, result, info, total)
 
     def _describe(self, job: Job, result: dict[str, Any], info: BatchInfo, total: float) -> dict[str, Any]:
+        result = dict(result)
+        model_ms = result.pop("model_ms", None)
         out: dict[str, Any] = {"task": job.task, **result, "model_version": self.version,
                                "timings": {"queue_ms": round(info.queue_s * 1000, 3),
-                                           "inference_ms": round(info.run_s * 1000, 3),
+                                           "inference_ms": round(info.run_s * 1000, 3), "model_ms": model_ms,
                                            "total_ms": round(total * 1000, 3), "batch_images": info.size}}
         if job.task != "understand":
             out.update(seed=job.seed, width=job.width, height=job.height, steps=job.steps, guidance=job.guidance)
