@@ -17,24 +17,18 @@ def evaluate_model(
     report: dsl.Output[dsl.HTML],
 ) -> str:
     """Run `benchmarks` (empty = the preset's `evaluation.benchmarks`) on the model at `model_uri` (folder or
-    s3://); `previous_results_uri` (results.json, s3:// or path; empty = none) feeds the comparison table.
+    s3://); `previous_results_uri` (a results.json or its folder, local or s3://, or a published evaluation
+    prefix; empty = none) feeds the comparison table.
     `results` is the whole evaluation folder (results.json, rows, images). Returns the headlines as JSON."""
     import json
     import shutil
     from pathlib import Path
 
     from unipic.config import load_config
-    from unipic.evaluation import evaluate, flat_metrics
+    from unipic.evaluation import evaluate, flat_metrics, load_results
 
     cfg = load_config(preset, [str(o) for o in overrides])
-    previous = None
-    if previous_results_uri:
-        if previous_results_uri.startswith("s3://"):
-            from unipic.storage import ObjectStore
-
-            previous = ObjectStore(cfg.store).read_json(previous_results_uri)
-        else:
-            previous = previous_results_uri
+    previous = load_results(previous_results_uri, cfg.store) if previous_results_uri else None
     out = Path(results.path)
     out.mkdir(parents=True, exist_ok=True)
     res = evaluate(cfg.evaluation, cfg.shapes, out, model=model_uri, benchmarks=[str(b) for b in benchmarks] or None,

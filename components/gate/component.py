@@ -14,8 +14,8 @@ def gate_model(
     decision: dsl.Output[dsl.Artifact],
 ) -> str:
     """Compare the candidate's evaluation (the `results` artifact of `evaluate_model`) with
-    `evaluation.gate` thresholds and with the deployed model's results.json (`deployed_results_uri`: s3://
-    or path; empty = no deployed model). Returns "promote" or "reject"; the reasons are in `decision`."""
+    `evaluation.gate` thresholds and with the deployed model's results (`deployed_results_uri`: results.json
+    or its folder, local or s3://, or a published evaluation prefix; empty = no deployed model). Returns "promote" or "reject"; the reasons are in `decision`."""
     import json
     from pathlib import Path
 
@@ -23,14 +23,7 @@ def gate_model(
     from unipic.evaluation.gate import decide, load_results
 
     cfg = load_config(preset, [str(o) for o in overrides])
-    deployed = None
-    if deployed_results_uri:
-        if deployed_results_uri.startswith("s3://"):
-            from unipic.storage import ObjectStore
-
-            deployed = ObjectStore(cfg.store).read_json(deployed_results_uri)
-        else:
-            deployed = load_results(deployed_results_uri)
+    deployed = load_results(deployed_results_uri, cfg.store) if deployed_results_uri else None
     result = decide(load_results(Path(candidate.path)), cfg.evaluation.gate, deployed)
     Path(decision.path).write_text(json.dumps(result.to_dict(), indent=2))
     decision.metadata.update({"decision": result.decision, "reasons": json.dumps(result.reasons)})

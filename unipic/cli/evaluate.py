@@ -11,17 +11,9 @@ import typer
 from unipic.cli.common import PresetOpt, SetOpt, make_config
 
 def _load(uri: str | None, store_cfg):
-    """results.json from a folder, a file or an s3:// URI (of the file or of a published evaluation prefix)."""
-    if uri is None:
-        return None
-    if uri.startswith("s3://"):
-        from unipic.storage import ObjectStore
-
-        key = uri if uri.endswith(".json") else uri.rstrip("/") + "/results.json"
-        return ObjectStore(store_cfg).read_json(key)
     from unipic.evaluation.gate import load_results
 
-    return load_results(uri)
+    return load_results(uri, store_cfg)
 
 
 BENCH_HELP = "Benchmark (repeatable): shapes_geneval, shapes_gedit, geneval, dpg, gedit, imgedit."

@@ -49,9 +49,18 @@ def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
-def load_results(path_or_dict: str | Path | dict[str, Any] | None) -> dict[str, Any] | None:
+def load_results(path_or_dict: str | Path | dict[str, Any] | None, store_cfg: Any = None) -> dict[str, Any] | None:
+    """results.json from a dict, a file, its folder, or s3:// (the file, or a published evaluation prefix)."""
     if path_or_dict is None or isinstance(path_or_dict, dict):
         return path_or_dict
+    if str(path_or_dict).startswith("s3://"):
+        from unipic.storage import ObjectStore
+
+        uri = str(path_or_dict)
+        key = uri if uri.endswith(".json") else uri.rstrip("/") + "/results.json"
+        if store_cfg is None:
+            raise EvaluationError(f"{uri} is an s3:// URI but no store config was given")
+        return ObjectStore(store_cfg).read_json(key)
     p = Path(path_or_dict)
     if p.is_dir():
         p = p / "results.json"
