@@ -212,3 +212,20 @@ def test_nan_rewards_skip_rounds_and_too_many_fail(base_pipe, pipe, tmp_path):
 def test_zero_variance_groups_contribute_nothing():
     adv = compute_advantages(torch.tensor([0.3, 0.3, 1.0, 0.0]), ["a", "a", "b", "b"])
     assert adv.keep.tolist() == [False, False, True, True]
+
+
+def test_full_finetuning_keeps_a_frozen_reference(base_pipe, tmp_path):
+    pipe = copy.deepcopy(base_pipe)
+    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    stage = RLStageConfig(steps=1, prompts_per_round=2, checkpoint_every=0, fused_adamw=False)
+    g = GRPOConfig(group_size=2, rollout_batch_size=2, num_steps=3, eval_num_steps=3, guidance_scale=2.0,
+                   lora=LoRAConfig(enabled=False))
+    tr = FlowGRPOTrainer(stage, g, pipe, _MeanReward(), PromptSource(_t2i(3), per_round=2), tmp_path, task="t2i")
+    assert tr.ref_transformer is not None and tr.ref_transformer is not pipe.transformer
+    assert not any(p.requires_grad for p in tr.ref_transformer.parameters())
+    tr.train()
+    rec = tr.metrics.read()[0]
+    assert rec["ratio_dev_first_minibatch"] == 0.0 and rec["optimizer_steps"] == 2.0
+    after = pipe.transformer.state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in before.items())
+    assert all(torch.equal(tr.ref_transformer.state_dict()[k], v) for k, v in before.items())
