@@ -38,7 +38,8 @@ def curate_dataset(
     work = tempfile.mkdtemp(prefix="unipic-curate-")
 
     def copy_validation() -> None:
-        for src, art in (("validation_summary.html", validation), ("validation_result.json", validation_result)):
+        pairs = (("validation_summary.html", validation), ("validation_result.json", validation_result))
+        for src, art in pairs:
             path = os.path.join(work, "validation", src)
             if os.path.exists(path):
                 shutil.copyfile(path, art.path)

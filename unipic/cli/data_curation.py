@@ -18,13 +18,16 @@ def curate_cmd(
     source: Annotated[list[str], typer.Option("--source", "-i", help=(
         "Repeatable: 'shapes' (the preset's ShapesWorld spec), 'folder:DIR[,captions.jsonl]', "
         "'edits:triplets.jsonl', 'shards:DIR' or an s3:// prefix of WebDataset shards."))],
-    work_dir: Annotated[Path, typer.Option("--work-dir", "-w", help="Local folder for the dataset and reports.")]
-    = Path(".unipic/runs/curate"),
-    publish_uri: Annotated[str | None, typer.Option("--uri", help="s3:// prefix to publish to (default: "
-                                                    "s3://<data bucket>/curated/<hash of config + sources>).")] = None,
-    publish: Annotated[bool, typer.Option("--publish/--no-publish", help="Publish to the object store.")] = True,
-    features: Annotated[bool, typer.Option("--features/--no-features", help="Write signals to Feast.")] = True,
-    version: Annotated[bool, typer.Option("--version/--no-version", help="dvc add/push/tag a version.")] = True,
+    work_dir: Annotated[Path, typer.Option(
+        "--work-dir", "-w", help="Local folder for the dataset and reports.")] = Path(".unipic/runs/curate"),
+    publish_uri: Annotated[str | None, typer.Option("--uri", help=(
+        "s3:// prefix to publish to (default: s3://<data bucket>/curated/<config+sources hash>)."))] = None,
+    publish: Annotated[bool, typer.Option(
+        "--publish/--no-publish", help="Publish to the object store.")] = True,
+    features: Annotated[bool, typer.Option(
+        "--features/--no-features", help="Write signals to Feast.")] = True,
+    version: Annotated[bool, typer.Option(
+        "--version/--no-version", help="dvc add/push/tag a version.")] = True,
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
 ) -> None:

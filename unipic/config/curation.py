@@ -16,7 +16,7 @@ class Thresholds(Section):
     """Every accept/reject limit a filter applies. `None` disables a limit."""
 
     allowed_modes: list[str] = Field(default_factory=lambda: ["RGB"], description="PIL modes accepted as-is")
-    max_bytes: int = Field(default=20_000_000, ge=1, description="encoded size above which an image is rejected")
+    max_bytes: int = Field(default=20_000_000, ge=1, description="encoded size above which to reject")
     min_side: int = Field(default=16, ge=1)
     max_side: int = Field(default=4096, ge=1)
     max_aspect: float = Field(default=3.0, ge=1.0, description="long side / short side")
@@ -24,7 +24,7 @@ class Thresholds(Section):
     text_max_chars: int = Field(default=300, ge=1)
     text_max_words: int = Field(default=77, ge=1, description="CLIP/T5 prompt budget in words")
     text_min_alpha_ratio: float = Field(default=0.5, ge=0, le=1, description="letters / non-space characters")
-    min_sharpness: float | None = Field(default=None, description="variance of the Laplacian, pixel units 0-255")
+    min_sharpness: float | None = Field(default=None, description="Laplacian variance, pixel units 0-255")
     min_colourfulness: float | None = Field(default=None, description="Hasler-Suesstrunk M, 0 for greyscale")
     min_exposure: float | None = Field(default=0.03, ge=0, le=1, description="mean luminance in [0, 1]")
     max_exposure: float | None = Field(default=0.99, ge=0, le=1)
@@ -94,10 +94,10 @@ class FeaturesConfig(Section):
     repo_path: Path = Field(default=Path("data/feature_repo"), description="feature_store.yaml + definitions")
     state_dir: Path = Field(default=Path(".unipic/features"), description="registry, offline parquet, sqlite")
     offline: Literal["file", "s3"] = "file"
-    offline_uri: str | None = Field(default=None, description="s3://bucket/prefix of signal parquet (offline=s3)")
+    offline_uri: str | None = Field(default=None, description="s3://bucket/prefix (offline=s3)")
     online: Literal["sqlite", "redis"] = "sqlite"
     redis_connection: str = "redis:6379"
-    ttl_days: int = Field(default=3650, ge=1, description="signals older than this are invisible to retrieval")
+    ttl_days: int = Field(default=3650, ge=1, description="older signals: invisible to retrieval")
     selection: dict[str, list[float | None]] = Field(
         default_factory=dict,
         description="training-set selection: feature -> [min, max] (null = open), applied after retrieval",
@@ -107,7 +107,7 @@ class FeaturesConfig(Section):
     def _selection_pairs(self) -> FeaturesConfig:
         for name, bounds in self.selection.items():
             if len(bounds) != 2:
-                raise ValueError(f"selection.{name} must be [min, max] (use null for an open end), got {bounds}")
+                raise ValueError(f"selection.{name} must be [min, max] (null: open end), got {bounds}")
         if self.offline == "s3" and not self.offline_uri:
             raise ValueError("offline=s3 needs offline_uri (s3://bucket/prefix for the signal parquet)")
         return self
@@ -118,9 +118,9 @@ class RegistryConfig(Section):
 
     enabled: bool = True
     path: Path = Field(default=Path(".unipic/registry"), description="local clone of the data registry")
-    git_remote: str | None = Field(default=None, description="git URL to clone/push (cluster); None: local only")
+    git_remote: str | None = Field(default=None, description="git URL to clone/push; None: local")
     remote_prefix: str = Field(default="store", description="key prefix inside store.buckets.dvc")
-    dataset_dir: str = Field(default="datasets/curated", description="where the curated dataset sits in the repo")
+    dataset_dir: str = Field(default="datasets/curated", description="dataset folder in the repo")
     tag_prefix: str = "curated-v"
 
 

@@ -83,7 +83,8 @@ def _expectations(spec: dict[str, Any], gate: GateConfig) -> list[Any]:
     ex += [gxe.ExpectColumnValuesToBeUnique(column=c) for c in spec.get("unique", [])]
     ex += [gxe.ExpectColumnValuesToBeUnique(column=c, row_condition=q, condition_parser="pandas")
            for c, q in (spec.get("unique_where") or {}).items()]
-    ex += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=v) for c, v in (spec.get("in_set") or {}).items()]
+    ex += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=v)
+           for c, v in (spec.get("in_set") or {}).items()]
     ex += [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi)
            for c, (lo, hi) in (spec.get("ranges") or {}).items()]
     ex.append(gxe.ExpectTableRowCountToBeBetween(min_value=gate.min_rows))
@@ -110,7 +111,8 @@ def _outcome(r: dict[str, Any]) -> ExpectationOutcome:
     if r.get("exception_info", {}).get("raised_exception"):
         detail = f"error: {r['exception_info'].get('exception_message')}"
     elif res.get("unexpected_count") is not None:
-        detail = (f"{res['unexpected_count']} unexpected (e.g. {res.get('partial_unexpected_list', [])[:5]}); "
+        examples = (res.get("partial_unexpected_list") or [])[:5]
+        detail = (f"{res['unexpected_count']} unexpected (e.g. {examples}); "
                   f"expected {kw}")
     else:
         detail = f"observed {res.get('observed_value')!r}; expected {kw}"
@@ -155,7 +157,8 @@ def validate_index(index: pd.DataFrame, gate: GateConfig, out_dir: str | Path | 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         result.result_json = out / "validation_result.json"
-        result.result_json.write_text(json.dumps({"success": success, "suites": results}, indent=1, default=str))
+        blob = json.dumps({"success": success, "suites": results}, indent=1, default=str)
+        result.result_json.write_text(blob)
         result.summary_html = out / "validation_summary.html"
         result.summary_html.write_text(render_html(result, balance))
     log.info(result.summary().splitlines()[0])

@@ -61,8 +61,8 @@ class DataRegistry:
     def _guard_not_project_repo(self) -> None:
         project = Path(__file__).resolve().parents[2]
         if self.root == project or self.root in project.parents:
-            raise DataError(f"registry.path {self.root} is this project's checkout; the data registry must be a "
-                            "separate git repo (e.g. .unipic/registry)")
+            raise DataError(f"registry.path {self.root} is this project's checkout; the data registry must "
+                            "be a separate git repo (e.g. .unipic/registry)")
 
     @property
     def remote_url(self) -> str:
@@ -80,7 +80,8 @@ class DataRegistry:
         env.pop("GIT_INDEX_FILE", None)
         return env
 
-    def _run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str, check: bool = True,
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         """Run git/dvc in the registry. Credentials travel in the environment only (never argv, never the
         committed config), so `dvc` run by hand there needs AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY set."""
         cmd = list(args)
@@ -155,8 +156,9 @@ class DataRegistry:
             if show.returncode != 0:
                 continue
             ptr = self._read_pointer(show.stdout)
-            out.append(DatasetVersion(tag=tag, rev=rev, md5=str(ptr.get("md5", "")), path=self.cfg.dataset_dir,
-                                      repo=self.cfg.git_remote or str(self.root), n_files=int(ptr.get("nfiles", 0)),
+            out.append(DatasetVersion(tag=tag, rev=rev, md5=str(ptr.get("md5", "")),
+                                      path=self.cfg.dataset_dir, repo=self.cfg.git_remote or str(self.root),
+                                      n_files=int(ptr.get("nfiles", 0)),
                                       size=int(ptr.get("size", 0)), message=subject, created_at=date))
         return out
 
@@ -185,7 +187,8 @@ class DataRegistry:
         push = self._run("dvc", "push", "-q", "-r", REMOTE, self.cfg.dataset_dir, check=False)
         if push.returncode != 0:
             raise StorageError(
-                f"dvc push to {self.remote_url} ({self.store_cfg.endpoint_url}) failed; no version was tagged. "
+                f"dvc push to {self.remote_url} ({self.store_cfg.endpoint_url}) failed; no version was "
+                "tagged. "
                 f"Check that the store is up (`unipic services status`) and rerun: DVC pushes only what is "
                 f"missing.\n{(push.stderr or push.stdout).strip()[-1500:]}")
         if latest is not None and latest.md5 == md5:
@@ -236,7 +239,8 @@ class DataRegistry:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, UniPicError):
                 raise
-            raise StorageError(f"could not pull dataset {v.tag} ({v.md5}) from {self.remote_url}: {exc}") from exc
+            raise StorageError(f"could not pull dataset {v.tag} ({v.md5}) from {self.remote_url}: {exc}"
+                               ) from exc
         if out.exists():
             out.rmdir()
         out.parent.mkdir(parents=True, exist_ok=True)

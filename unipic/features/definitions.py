@@ -22,7 +22,7 @@ def feature_refs() -> list[str]:
 
 
 def build_definitions(source_path: str, ttl_days: int, s3_endpoint: str | None = None) -> list[Any]:
-    """Entity, sources, feature views and the feature service, for `store.apply` or a repo's definitions.py."""
+    """Entity, sources, feature views and the feature service: for `store.apply` or a repo's definitions."""
     from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
     from feast.types import Float32, Int64, String
 

@@ -18,7 +18,13 @@ import pandas as pd
 from unipic.config.curation import FeaturesConfig
 from unipic.config.store import StoreConfig
 from unipic.errors import ConfigError, DataError
-from unipic.features.definitions import FEATURE_SERVICE, IMAGE_FEATURES, TEXT_FEATURES, build_definitions, feature_refs
+from unipic.features.definitions import (
+    FEATURE_SERVICE,
+    IMAGE_FEATURES,
+    TEXT_FEATURES,
+    build_definitions,
+    feature_refs,
+)
 from unipic.logging import get_logger
 
 log = get_logger(__name__)
@@ -87,7 +93,8 @@ class FeatureStoreClient:
 
             self._s3_env()
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._fs = FeatureStore(config=RepoConfig(repo_path=str(self.state_dir), **self.repo_config_dict()))
+            conf = RepoConfig(repo_path=str(self.state_dir), **self.repo_config_dict())
+            self._fs = FeatureStore(config=conf)
         return self._fs
 
     def definitions(self) -> list[Any]:
@@ -133,7 +140,7 @@ class FeatureStoreClient:
                                                  entity_rows=[{"sample_id": s} for s in sample_ids]).to_dict()
         except FeastObjectNotFoundException as exc:
             raise DataError(f"the feature store in {self.state_dir} has no curation features yet ({exc}); "
-                            "curate a dataset first (`unipic data curate`), which applies and materializes them"
+                            "curate a dataset first (`unipic data curate`): it applies and materializes them"
                             ) from None
         return [{k: res[k][i] for k in res} for i in range(len(sample_ids))]
 
@@ -148,7 +155,8 @@ class FeatureStoreClient:
         ent["_row"] = range(len(ent))
         got = self.store.get_historical_features(
             entity_df=ent, features=self.store.get_feature_service(FEATURE_SERVICE)).to_df()
-        got = got.drop(columns=[c for c in ("sample_id", "event_timestamp") if c in got]).drop_duplicates("_row")
+        got = got.drop(columns=[c for c in ("sample_id", "event_timestamp") if c in got])
+        got = got.drop_duplicates("_row")
         out = entity_df.reset_index(drop=True).copy()
         out["_row"] = range(len(out))
         cols = [c for c in FEATURE_COLUMNS if c in got and c not in out]
@@ -171,7 +179,8 @@ def select_training_set(cfg: FeaturesConfig, sample_ids: list[str] | pd.Series,
     dropped = {"no_features": int((~keep).sum())}
     for name, (lo, hi) in cfg.selection.items():
         if name not in feats:
-            raise ConfigError(f"features.selection.{name}: no such feature; known: {', '.join(FEATURE_COLUMNS)}")
+            known = ", ".join(FEATURE_COLUMNS)
+            raise ConfigError(f"features.selection.{name}: no such feature; known: {known}")
         col = feats[name]
         ok = col.notna()
         if lo is not None:

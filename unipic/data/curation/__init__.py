@@ -1,4 +1,5 @@
-"""Data curation (issue #3): sources → composable filters → curated shards + index, gated, featurised, versioned.
+"""Data curation (issue #3): sources → composable filters → curated shards + index; gated, featurised,
+versioned.
 
     curator = Curator(cfg.curation)
     kept = list(curator.run(FolderSource("imgs/", "imgs/captions.jsonl")))

@@ -55,7 +55,8 @@ def sample_grid(samples: list[tuple[np.ndarray, str]], path: Path, cell: int = 9
     draw = ImageDraw.Draw(grid)
     for i, (pixels, label) in enumerate(samples):
         im = Image.fromarray(pixels)
-        im.thumbnail((cell, cell), Image.Resampling.NEAREST if max(im.size) < cell else Image.Resampling.BILINEAR)
+        small = max(im.size) < cell
+        im.thumbnail((cell, cell), Image.Resampling.NEAREST if small else Image.Resampling.BILINEAR)
         x, y = (i % cols) * cell, (i // cols) * (cell + label_h)
         grid.paste(im, (x + (cell - im.width) // 2, y + (cell - im.height) // 2))
         draw.text((x + 2, y + cell), label[: cell // 6], fill="black")
@@ -88,7 +89,8 @@ def write_card(out_dir: Path, report: CurationReport, index: pd.DataFrame,
         f"**{report.n_out}** of **{report.n_in}** samples kept ({report.n_rejected} rejected).",
         "",
         "## Per task",
-        _table([(t, report.in_by_task.get(t, 0), report.out_by_task.get(t, 0)) for t in tasks], ("task", "in", "out")),
+        _table([(t, report.in_by_task.get(t, 0), report.out_by_task.get(t, 0)) for t in tasks],
+               ("task", "in", "out")),
         "",
         "## Rejections by reason",
         _table(list(report.rejected.items()) or [("(none)", 0)], ("reason", "count")),
@@ -102,7 +104,8 @@ def write_card(out_dir: Path, report: CurationReport, index: pd.DataFrame,
     if grid:
         lines += ["## Samples", "", "![samples](card/samples.png)", ""]
     if extra:
-        lines += ["## Lineage", "", "```json", json.dumps(extra, indent=2, sort_keys=True, default=str), "```", ""]
+        blob = json.dumps(extra, indent=2, sort_keys=True, default=str)
+        lines += ["## Lineage", "", "```json", blob, "```", ""]
     path = out_dir / "README.md"
     path.write_text("\n".join(lines))
     (card_dir / "index.html").write_text(

@@ -16,7 +16,8 @@ from unipic.data.curation.base import Filter
 from unipic.data.curation.sample import Sample
 
 
-def decode_image(data: bytes | None, allowed_modes: list[str], max_bytes: int) -> tuple[np.ndarray | None, str | None]:
+def decode_image(data: bytes | None, allowed_modes: list[str],
+                 max_bytes: int) -> tuple[np.ndarray | None, str | None]:
     """(HxWxC uint8 array, None) or (None, reason)."""
     if data is None:
         return None, "missing"
@@ -31,7 +32,8 @@ def decode_image(data: bytes | None, allowed_modes: list[str], max_bytes: int) -
             im.load()
     except UnidentifiedImageError:
         return None, "undecodable"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as exc:
         msg = str(exc).lower()
         return None, "truncated" if ("truncated" in msg or "broken" in msg or "eof" in msg) else "undecodable"
     if im.mode not in allowed_modes:
@@ -40,7 +42,7 @@ def decode_image(data: bytes | None, allowed_modes: list[str], max_bytes: int) -
 
 
 class DecodeFilter(Filter):
-    """Rejects missing, zero-size, oversized, undecodable, truncated and wrong-mode images; keeps the pixels."""
+    """Rejects missing, zero-size, oversized, undecodable, truncated and wrong-mode images; keeps pixels."""
 
     name = "decode"
 

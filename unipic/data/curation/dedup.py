@@ -69,7 +69,7 @@ def bits_to_int(bits: np.ndarray) -> int:
 
 
 class HammingIndex:
-    """Hashes seen so far; `near(h)` finds one within `radius` bits, comparing only band-sharing candidates."""
+    """Hashes seen so far; `near(h)` finds one within `radius` bits, checking band-sharing candidates only."""
 
     def __init__(self, n_bits: int, radius: int) -> None:
         self.n_bits = n_bits

@@ -19,6 +19,7 @@ class ResolutionFilter(Filter):
             return "too_large"
         if max(h, w) / min(h, w) > t.max_aspect:
             return "aspect_ratio"
-        if sample.is_edit and sample.target_pixels is not None and sample.target_pixels.shape != sample.pixels.shape:
+        target = sample.target_pixels
+        if sample.is_edit and target is not None and target.shape != sample.pixels.shape:
             return "pair_size_mismatch"
         return None

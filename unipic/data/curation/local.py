@@ -43,7 +43,7 @@ def curate_to_dir(samples: Iterable[Sample], cfg: CurationConfig, out_dir: str |
     """Run the curator over `samples`, writing the curated dataset into a fresh `out_dir`."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
-        raise DataError(f"{out} is not empty; curation writes into a fresh folder (remove it or pick another)")
+        raise DataError(f"{out} is not empty; curation writes into a fresh folder (remove it or pick one)")
     out.mkdir(parents=True, exist_ok=True)
     curator = Curator(cfg, scorer=scorer)
     writer = CuratedWriter(out, cfg.shard_size)
@@ -54,7 +54,8 @@ def curate_to_dir(samples: Iterable[Sample], cfg: CurationConfig, out_dir: str |
             progress_bar(total=None, desc="curate", unit="sample") as bar:
 
         def on_reject(s: Sample, reason: str) -> None:
-            rej.write(json.dumps({"sample_id": str(s.sample_id), "reason": reason, "origin": s.origin}) + "\n")
+            row = {"sample_id": str(s.sample_id), "reason": reason, "origin": s.origin}
+            rej.write(json.dumps(row) + "\n")
             bar.update(1)
 
         for i, s in enumerate(curator.run(samples, on_reject=on_reject), 1):
@@ -65,8 +66,9 @@ def curate_to_dir(samples: Iterable[Sample], cfg: CurationConfig, out_dir: str |
             bar.update(1)
             if i % metrics_every == 0:
                 rep = curator.report()
-                met.write(json.dumps({"n_in": rep.n_in, "n_out": rep.n_out, "elapsed_s": time.perf_counter() - t0,
-                                      "samples_per_s": rep.n_in / max(time.perf_counter() - t0, 1e-9)}) + "\n")
+                dt = time.perf_counter() - t0
+                met.write(json.dumps({"n_in": rep.n_in, "n_out": rep.n_out, "elapsed_s": dt,
+                                      "samples_per_s": rep.n_in / max(dt, 1e-9)}) + "\n")
         report = curator.report()
         elapsed = time.perf_counter() - t0
         met.write(json.dumps({"n_in": report.n_in, "n_out": report.n_out, "elapsed_s": elapsed,

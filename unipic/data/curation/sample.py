@@ -36,7 +36,7 @@ class Sample:
         return self.kind == "edit"
 
     def analysis(self, which: str = "image") -> np.ndarray:
-        """The decoded image (or "target") at the signals' analysis scale, reduced once and shared by filters."""
+        """The decoded image (or "target") at the analysis scale, reduced once and shared by filters."""
         from unipic.data.curation.signals import analysis_view
 
         view = self.views.get(which)

@@ -68,7 +68,8 @@ class ClipScorer:
         with torch.no_grad():
             tok = self.tokenizer([sample.text], padding=True, truncation=True, return_tensors="pt")
             img = self.model.get_image_features(pixel_values=self._pixels(sample.pixels))
-            txt = self.model.get_text_features(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
+            txt = self.model.get_text_features(input_ids=tok["input_ids"],
+                                               attention_mask=tok["attention_mask"])
             img = getattr(img, "pooler_output", img)
             txt = getattr(txt, "pooler_output", txt)
             cos = torch.nn.functional.cosine_similarity(img, txt).item()
@@ -114,7 +115,7 @@ def build_scorer(cfg: ScorerConfig, store_cfg: StoreConfig | None = None) -> Agr
         return NoScorer()
     if cfg.kind == "clip":
         if not cfg.clip_path:
-            raise ConfigError("curation.scorer.kind=clip needs curation.scorer.clip_path (a CLIPModel folder)")
+            raise ConfigError("curation.scorer.kind=clip needs curation.scorer.clip_path (a CLIPModel dir)")
         path: str | Path = cfg.clip_path
         if cfg.clip_path.startswith("s3://"):
             from unipic.storage import materialize

@@ -1,8 +1,8 @@
 """Per-image quality signals, cheap enough to run on every sample (numpy on uint8 pixels).
 
 Signals are measured at a fixed analysis scale: images are box-reduced by an integer factor until the long
-side is at most `ANALYSIS_SIDE` px. That bounds the cost (a 512 px image costs what a 128 px one does) and makes
-thresholds independent of resolution (a sharp edge stays sharp at any size).
+side is at most `ANALYSIS_SIDE` px. That bounds the cost (a 512 px image costs what a 128 px one does) and
+makes thresholds independent of resolution (a sharp edge stays sharp at any size).
 
 - sharpness: variance of the 4-neighbour Laplacian of luminance (0 for a flat image; blur lowers it)
 - colourfulness: Hasler & Suesstrunk (2003) M on the rg / yb opponent channels (0 for greyscale)
@@ -40,7 +40,8 @@ def image_signals(pixels: np.ndarray) -> dict[str, float]:
     lap = luma[1:-1, :-2] + luma[1:-1, 2:] + luma[:-2, 1:-1] + luma[2:, 1:-1] - 4.0 * luma[1:-1, 1:-1]
     rg = r - g
     yb = 0.5 * (r + g) - b
-    colourfulness = math.hypot(float(rg.std()), float(yb.std())) + 0.3 * math.hypot(float(rg.mean()), float(yb.mean()))
+    colourfulness = (math.hypot(float(rg.std()), float(yb.std()))
+                     + 0.3 * math.hypot(float(rg.mean()), float(yb.mean())))
     clipped = float(np.count_nonzero((luma <= 2.0) | (luma >= 253.0))) / luma.size
     return {
         "sharpness": float(lap.var()) if lap.size else 0.0,

@@ -2,7 +2,8 @@
 
 - `ShapesWorldSource`: a ShapesWorld generation spec, rendered on the fly
 - `FolderSource`: a folder of images plus a captions JSONL ({"file", "caption", optional "id", "task"})
-- `EditTripletSource`: a JSONL of edit triplets ({"source", "instruction", "target", optional "id", "category"})
+- `EditTripletSource`: a JSONL of edit triplets ({"source", "instruction", "target", optional "id",
+  "category"})
 - `ShardSource`: WebDataset tar shards in a local folder or under an s3:// prefix, one shard on disk at a time
 
 A row a source cannot read (bad JSON, missing file) is yielded with `defect` set, so it is counted as a
@@ -28,7 +29,7 @@ IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "bmp")
 
 
 def _field(row: dict[str, Any], *keys: str, default: Any) -> Any:
-    """The first of `keys` present and not null, as given (a NaN or a number is left for the filters to reject)."""
+    """The first of `keys` present and not null, as given (a NaN or a number is left for the filters)."""
     for key in keys:
         if row.get(key) is not None:
             return row[key]
@@ -83,7 +84,8 @@ class FolderSource:
                 continue
             data = _read_file(base / file)
             yield Sample(sid, "t2i", task, row.get("caption", row.get("text")), data, meta=row, origin=origin,
-                         split=_field(row, "split", default="train"), defect=None if data is not None else "missing_file")
+                         split=_field(row, "split", default="train"),
+                         defect=None if data is not None else "missing_file")
 
 
 class EditTripletSource:
@@ -160,7 +162,7 @@ def iter_tar(path: str | Path, origin: str | None = None) -> Iterator[Sample]:
                     continue
                 name = member.name.rsplit("/", 1)[-1]
                 k, _, ext = name.partition(".")
-                if key is not None and (k != key or ext.lower() in parts):  # a repeated key starts a new sample
+                if key is not None and (k != key or ext.lower() in parts):  # a repeated key: a new sample
                     yield _sample_from_members(key, parts, f"{origin}#{key}")
                     parts = {}
                 key = k
@@ -203,7 +205,7 @@ class ShardSource:
         root = Path(self.location)
         tars = sorted(root.rglob("*.tar")) if root.is_dir() else [root]
         if not tars or not tars[0].exists():
-            raise DataError(f"{root}: no WebDataset shards (*.tar) found; point at a dataset folder or a .tar")
+            raise DataError(f"{root}: no WebDataset shards (*.tar) found; point at a dataset folder or a tar")
         for tar in tars:
             yield from iter_tar(tar)
 
@@ -246,11 +248,12 @@ class ShapesWorldSource:
             e = make_edit_sample(self.spec, i)
             key = sample_id("edit", e.split, i)
             meta = {"sample_id": key, "kind": "edit", "seed": self.spec.seed, **e.model_dump(mode="json")}
-            yield Sample(key, "edit", e.category, e.instruction, to_png(render(e.source)), to_png(render(e.target)),
-                         meta=meta, split=e.split, origin=origin)
+            yield Sample(key, "edit", e.category, e.instruction, to_png(render(e.source)),
+                         to_png(render(e.target)), meta=meta, split=e.split, origin=origin)
 
 
-def open_source(spec: str, store_cfg: StoreConfig | None = None, shapes: ShapesConfig | None = None) -> Iterable[Sample]:
+def open_source(spec: str, store_cfg: StoreConfig | None = None,
+                shapes: ShapesConfig | None = None) -> Iterable[Sample]:
     """Parse a source spec: `shapes`, `folder:DIR[,CAPTIONS.jsonl]`, `edits:TRIPLETS.jsonl`,
     `shards:LOCATION`, or a bare s3:// prefix / local dataset folder (shards)."""
     kind, _, rest = spec.partition(":")

@@ -1,11 +1,13 @@
-"""The curation stage end to end: sources → filters → local dataset → GX gate → publish → Feast → DVC version.
+"""The curation stage end to end: sources → filters → local dataset → GX gate → publish → Feast → DVC
+version.
 
     out = run_curation(["shapes"], CurationInputs.from_config(cfg), work_dir=".unipic/runs/curate")
     out.metadata()   # flat strings for the KFP artifact: uri, manifest hash, DVC tag/rev/md5, counts
 
 Nothing leaves the work dir before the gate passes. Publishing writes the manifest last; the default URI
 (`curated/<hash of config + sources>`) makes a rerun after a failure land on the same prefix and finish it
-(the store client withdraws a stale manifest first and removes leftovers). The DVC version is tagged only after its push succeeded (`unipic.data.versioning`).
+(the store client withdraws a stale manifest first and removes leftovers). The DVC version is tagged only
+after its push succeeded (`unipic.data.versioning`).
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def run_curation(
     scorer: AgreementScorer | None = None,
     message: str = "",
 ) -> CurationOutputs:
-    """Run the whole stage. Raises `GateFailed` (nothing published or versioned) when the data fails its suite."""
+    """Run the whole stage. Raises `GateFailed` (nothing published or versioned) when the data fails the
+    suite."""
     from unipic.storage import write_manifest
 
     work = Path(work_dir)
@@ -140,13 +143,15 @@ def run_curation(
         from unipic.data.versioning import DataRegistry
 
         out.version = DataRegistry(inputs.registry, inputs.store).add_version(
-            dataset_dir, message or f"curate {', '.join(source_names)} ({report.n_out} samples, config {chash})")
+            dataset_dir,
+            message or f"curate {', '.join(source_names)} ({report.n_out} samples, config {chash})")
         lineage.dataset_rev = out.version.rev
         lineage.dataset_hash = out.version.md5
     else:
         lineage.dataset_hash = manifest.total_sha256
-    log.info("curation done: %d/%d kept%s%s", report.n_out, report.n_in,
-             f", published {out.uri}" if out.uri else "", f", version {out.version.tag}" if out.version else "")
+    where = f", published {out.uri}" if out.uri else ""
+    log.info("curation done: %d/%d kept%s%s", report.n_out, report.n_in, where,
+             f", version {out.version.tag}" if out.version else "")
     return out
 
 
@@ -175,4 +180,4 @@ def publish_dataset(dataset_dir: Path, inputs: CurationInputs, uri: str) -> str:
 
 def check_sources(sources: list[str]) -> None:
     if not sources:
-        raise DataError("no sources given; pass --source shapes, folder:DIR, edits:FILE.jsonl or an s3:// prefix")
+        raise DataError("no sources given; pass --source shapes, folder:DIR, edits:FILE.jsonl or s3://PREFIX")

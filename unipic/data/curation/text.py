@@ -9,7 +9,8 @@ from unipic.data.curation.base import Filter
 from unipic.data.curation.sample import Sample
 
 
-def text_reason(text: object, min_chars: int, max_chars: int, max_words: int, min_alpha_ratio: float) -> str | None:
+def text_reason(text: object, min_chars: int, max_chars: int, max_words: int,
+                min_alpha_ratio: float) -> str | None:
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return "missing"
     if not isinstance(text, str):
@@ -34,7 +35,8 @@ class TextFilter(Filter):
 
     def check(self, sample: Sample) -> str | None:
         t = self.thresholds(sample)
-        why = text_reason(sample.text, t.text_min_chars, t.text_max_chars, t.text_max_words, t.text_min_alpha_ratio)
+        why = text_reason(sample.text, t.text_min_chars, t.text_max_chars, t.text_max_words,
+                          t.text_min_alpha_ratio)
         if why is None:
             sample.text = sample.text.strip()
         return why
