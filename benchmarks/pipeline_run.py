@@ -1,0 +1,90 @@
+"""Wall time of a whole pipeline run per stage, and orchestration overhead as a share of the total.
+
+Runs `unipic run --preset P --no-cache` in a subprocess, keeps its log, and reads the timestamps kfp.local and
+the KFP executor print: a task's *wall* is "Executing task" -> "finished"; its *work* is the executor's "Got
+executor_input" -> "Wrote executor output" (the component function: imports, the stage, artifact writing).
+Overhead = total wall - sum of work (process start-up, kfp's executor, scheduling, post-processing).
+
+    .venv/bin/python benchmarks/pipeline_run.py --preset smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ORCH = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - (Executing task '([^']+)'|Task '([^']+)' finished)")
+EXEC = re.compile(r"\[KFP Executor (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) INFO\]: (Got executor_input|Wrote executor output)")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _t(clock: str, day: dt.date) -> float:
+    return dt.datetime.combine(day, dt.time.fromisoformat(clock)).timestamp()
+
+
+def parse_log(text: str, day: dt.date) -> dict[str, dict[str, float]]:
+    tasks: dict[str, dict[str, float]] = {}
+    current = None
+    for raw in text.splitlines():
+        line = ANSI.sub("", raw).strip()
+        if m := ORCH.match(line):
+            if m.group(3):
+                current = m.group(3)
+                tasks[current] = {"start": _t(m.group(1), day)}
+            elif m.group(4) in tasks:
+                tasks[m.group(4)]["end"] = _t(m.group(1), day)
+        elif (m := EXEC.search(line)) and current:
+            ts = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            tasks[current]["work_start" if m.group(2).startswith("Got") else "work_end"] = ts
+    return tasks
+
+
+def summarize(tasks: dict[str, dict[str, float]], total_s: float) -> dict:
+    rows = []
+    for name, t in tasks.items():
+        wall = t.get("end", t["start"]) - t["start"]
+        work = t.get("work_end", t["start"]) - t.get("work_start", t["start"])
+        rows.append({"task": name, "wall_s": round(wall, 2), "work_s": round(work, 2)})
+    work_total = sum(r["work_s"] for r in rows)
+    return {"total_s": round(total_s, 1), "sum_task_wall_s": round(sum(r["wall_s"] for r in rows), 1),
+            "sum_work_s": round(work_total, 1), "overhead_s": round(total_s - work_total, 1),
+            "overhead_share": round((total_s - work_total) / total_s, 4) if total_s else None, "tasks": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="ci")
+    ap.add_argument("--set", action="append", default=[])
+    args = ap.parse_args()
+    cmd = [sys.executable, "-m", "unipic.cli.main", "run", "--preset", args.preset, "--no-cache"]
+    for s in args.set:
+        cmd += ["--set", s]
+    start = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    total = time.time() - start
+    log = proc.stdout + proc.stderr
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"pipeline_{args.preset}.log").write_text(log)
+    if proc.returncode != 0:
+        sys.exit(f"run failed (rc {proc.returncode}); log in {RESULTS / f'pipeline_{args.preset}.log'}")
+    res = summarize(parse_log(log, dt.date.today()), total)
+    res.update(preset=args.preset, overrides=args.set, date=dt.date.today().isoformat())
+    (RESULTS / f"pipeline_{args.preset}.json").write_text(json.dumps(res, indent=2))
+    lines = [f"# Pipeline run, preset `{args.preset}` ({res['date']})", "",
+             f"Total {res['total_s']} s; stage work {res['sum_work_s']} s; orchestration overhead "
+             f"{res['overhead_s']} s ({100 * res['overhead_share']:.1f} % of the total).", "",
+             "| task | wall (s) | work (s) |", "|---|---|---|"]
+    lines += [f"| {r['task']} | {r['wall_s']} | {r['work_s']} |" for r in res["tasks"]]
+    (RESULTS / f"pipeline_{args.preset}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
