@@ -143,3 +143,34 @@ def test_serves_an_s3_model_from_the_store(store_config, model_dir):
     assert model.load() and model.version.startswith("sha256-")
     out = model.run_batch([model._resolve(parse_instance({"prompt": "a circle", "seed": 0, "steps": 1}))])
     assert out[0]["seeds"] == [0] and out[0]["images"]
+
+
+def test_generate_and_edit_cli_over_endpoint_match_local_sampling(server, model_dir, tmp_path):
+    """`unipic generate --endpoint` gives the images `unipic generate --model` gives (same seeds, same model)."""
+    from typer.testing import CliRunner
+
+    from unipic.cli.main import _register, app
+
+    if not any(getattr(g, "name", None) == "serve" for g in app.registered_groups):
+        _register()
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    common = ["--prompt", "a red circle", "--prompt", "a blue square", "--n", "2", "--steps", "2", "--seed", "5"]
+    run("generate", "--endpoint", server.url, "--out", str(tmp_path / "remote"), *common)
+    run("generate", "--model", str(model_dir), "--out", str(tmp_path / "local"), *common)
+    remote = sorted((tmp_path / "remote").glob("image-*.png"))
+    local = sorted((tmp_path / "local").glob("image-*.png"))
+    assert len(remote) == len(local) == 4
+    for r, l in zip(remote, local):
+        diff = np.abs(np.asarray(PIL.Image.open(r), dtype=int) - np.asarray(PIL.Image.open(l), dtype=int))
+        assert diff.max() <= 2, (r.name, diff.max())  # batch composition may move a pixel by a rounding step
+    run("edit", "--endpoint", server.url, "--image", str(remote[0]), "--instruction", "make it green",
+        "--steps", "2", "--out", str(tmp_path / "edit"))
+    assert (tmp_path / "edit" / "grid.png").is_file()
+    neither = runner.invoke(app, ["generate", "--prompt", "x", "--out", str(tmp_path / "n")])
+    assert neither.exit_code != 0

@@ -41,7 +41,7 @@ V1_OK = httpx.Response(200, json={"predictions": [{"images": [png_b64()], "seeds
 
 def test_v1_generate_decodes_images():
     transport, seen = scripted(V1_OK)
-    res = ServingClient("http://h:1", cfg=CFG, transport=transport).generate("a circle", seed=4, steps=2)
+    res = ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate("a circle", seed=4, steps=2)
     assert res.seeds == [4] and res.model_version == "v9" and res.images[0].size == (8, 8)
     sent = json.loads(seen[0].content)
     assert seen[0].url.path == "/v1/models/unipic:predict"
@@ -65,28 +65,28 @@ def test_v2_request_shape_and_response():
 
 def test_retries_503_and_connection_errors_then_succeeds():
     transport, seen = scripted(httpx.ConnectError("refused"), httpx.Response(503, json={"error": "warming"}), V1_OK)
-    res = ServingClient("http://h:1", cfg=CFG, transport=transport).generate("p")
+    res = ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate("p")
     assert len(seen) == 3 and res.seeds == [4]
 
 
 def test_gives_up_after_retries_with_a_hint():
     transport, seen = scripted(httpx.Response(503, json={"error": "warming"}))
     with pytest.raises(ServiceError, match="3 attempts"):
-        ServingClient("http://h:1", cfg=CFG, transport=transport).generate("p")
+        ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate("p")
     assert len(seen) == 3
 
 
 def test_4xx_is_not_retried_and_carries_the_servers_message():
     transport, seen = scripted(httpx.Response(422, json={"error": "steps=99 is outside 1..20 (max_steps)"}))
     with pytest.raises(ServingRequestError, match="max_steps") as info:
-        ServingClient("http://h:1", cfg=CFG, transport=transport).generate("p", steps=99)
+        ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate("p", steps=99)
     assert info.value.status == 422 and len(seen) == 1
 
 
 def test_read_timeout_is_not_retried():
     transport, seen = scripted(httpx.ReadTimeout("slow"))
     with pytest.raises(ServiceError, match="not retried"):
-        ServingClient("http://h:1", cfg=CFG, transport=transport).generate("p")
+        ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate("p")
     assert len(seen) == 1
 
 
@@ -94,6 +94,17 @@ def test_split_endpoint_and_save(tmp_path):
     assert split_endpoint("http://h:8080/v1/models/abc:predict", None) == ("http://h:8080", "abc")
     assert split_endpoint("http://h:8080/", "x") == ("http://h:8080", "x")
     transport, _ = scripted(V1_OK)
-    res = ServingClient("http://h:1", cfg=CFG, transport=transport).generate("p")
+    res = ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate("p")
     paths = save_result(res, tmp_path / "out")
     assert [p.name for p in paths] == ["image-4.png"] and PIL.Image.open(paths[0]).size == (8, 8)
+
+
+def test_model_name_is_discovered_when_the_server_has_one():
+    def handler(request):
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"models": ["itest"]})
+        assert request.url.path == "/v1/models/itest:predict"
+        return V1_OK
+
+    client = ServingClient("http://h:1", cfg=CFG, transport=httpx.MockTransport(handler))
+    assert client.generate("p").seeds == [4] and client.model_name == "itest"

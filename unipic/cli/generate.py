@@ -13,7 +13,11 @@ import typer
 from unipic.cli.common import PresetOpt, SetOpt, make_config
 
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="Model folder or s3:// URI (a diffusers folder).")
+    str | None, typer.Option("--model", "-m", help="Model folder or s3:// URI (a diffusers folder).")
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option("--endpoint", help="A running model server (http://HOST:PORT) instead of --model."),
 ]
 OutOpt = Annotated[
     Path, typer.Option("--out", "-o", help="Directory for the PNGs, grid.png and images.json.")
@@ -42,12 +46,13 @@ def _run(
     sets: list[str] | None,
     image: Path | None = None,
     image_guidance: float = 1.0,
+    endpoint: str | None = None,
 ) -> None:
     import torch
     from PIL import Image
 
     from unipic.errors import DataError
-    from unipic.pipelines.loading import load_pipeline, save_images
+    from unipic.pipelines.loading import load_pipeline
 
     cfg = make_config(preset, sets)
     source = None
@@ -58,6 +63,19 @@ def _run(
             source = Image.open(image).convert("RGB")
         except OSError as exc:
             raise DataError(f"cannot read {image} as an image: {exc}") from None
+    if (model is None) == (endpoint is None):
+        raise DataError("give exactly one of --model DIR_OR_S3_URI and --endpoint URL")
+    if endpoint is not None:
+        from unipic.serving.client import remote_images
+
+        if image_guidance != 1.0:
+            raise DataError("--image-guidance is not served over --endpoint; leave it at 1")
+        images = remote_images(endpoint, prompts, n=n, steps=steps, guidance=guidance, seed=seed, size=size,
+                               image=source, cfg=cfg.serve.client)
+        _save(images, prompts, n, out, source, dict(endpoint=endpoint, prompts=prompts, n=n, steps=steps,
+                                                    guidance=guidance, seed=seed, size=size,
+                                                    image=str(image) if image else None))
+        return
     pipe = load_pipeline(model, cfg.store)
     total = len(prompts) * n
     generators = [torch.Generator().manual_seed(seed + i) for i in range(total)]
@@ -74,7 +92,6 @@ def _run(
         output_type="pil",
         show_progress=True,
     )
-    labels = [p for p in prompts for _ in range(n)]
     images = list(result.images)
     record = dict(
         model=model,
@@ -87,6 +104,13 @@ def _run(
         image=str(image) if image else None,
         image_guidance=image_guidance,
     )
+    _save(images, prompts, n, out, source, record)
+
+
+def _save(images: list, prompts: list[str], n: int, out: Path, source, record: dict) -> None:
+    from unipic.pipelines.loading import save_images
+
+    labels = [p for p in prompts for _ in range(n)]
     paths = save_images(images, out, labels=labels, record=record, grid_first=source)
     for p in paths:
         typer.echo(str(p))
@@ -95,9 +119,10 @@ def _run(
 
 
 def generate(
-    model: ModelOpt,
     prompt: Annotated[list[str], typer.Option("--prompt", help="Text prompt (repeatable).")],
     out: OutOpt,
+    model: ModelOpt = None,
+    endpoint: EndpointOpt = None,
     n: NOpt = 1,
     steps: StepsOpt = 20,
     guidance: GuidanceOpt = 4.0,
@@ -107,14 +132,15 @@ def generate(
     set_: SetOpt = None,
 ) -> None:
     """Text-to-image: write one PNG per image (+ grid.png when several) to --out."""
-    _run(model, list(prompt), out, n, steps, guidance, seed, size, preset, set_)
+    _run(model, list(prompt), out, n, steps, guidance, seed, size, preset, set_, endpoint=endpoint)
 
 
 def edit(
-    model: ModelOpt,
     image: Annotated[Path, typer.Option("--image", help="Source image (PNG/JPEG).")],
     instruction: Annotated[list[str], typer.Option("--instruction", help="Edit instruction (repeatable).")],
     out: OutOpt,
+    model: ModelOpt = None,
+    endpoint: EndpointOpt = None,
     n: NOpt = 1,
     steps: StepsOpt = 20,
     guidance: GuidanceOpt = 4.0,
@@ -140,4 +166,5 @@ def edit(
         set_,
         image=image,
         image_guidance=image_guidance,
+        endpoint=endpoint,
     )

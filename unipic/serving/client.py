@@ -80,7 +80,7 @@ class ServingClient:
         if protocol not in ("v1", "v2"):
             raise UniPicError(f"protocol={protocol!r}: use v1 or v2")
         self.base, name = split_endpoint(endpoint, model_name)
-        self.model_name = name or "unipic"
+        self._model_name = name
         self.protocol = protocol
         self.cfg = cfg or ClientConfig()
         timeout = httpx.Timeout(self.cfg.timeout_s, connect=self.cfg.connect_timeout_s)
@@ -94,6 +94,17 @@ class ServingClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def model_name(self) -> str:
+        """The name given (or in the URL); else the server's only model (`GET /v1/models`); else "unipic"."""
+        if self._model_name is None:
+            try:
+                models = self._http.get("/v1/models", timeout=5.0).json().get("models", [])
+            except (httpx.HTTPError, ValueError, AttributeError):
+                models = []
+            self._model_name = models[0] if len(models) == 1 else "unipic"
+        return self._model_name
 
     # --- transport ------------------------------------------------------------------------------------------
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -211,3 +222,20 @@ def save_result(result: Result, out_dir: str | Path, stem: str = "image") -> lis
         tmp.replace(path)
         paths.append(path)
     return paths
+
+
+def remote_images(endpoint: str, prompts: list[str], *, n: int = 1, steps: int | None = None,
+                  guidance: float | None = None, seed: int = 0, size: int | None = None,
+                  image: PIL.Image.Image | None = None, cfg: ClientConfig | None = None,
+                  model_name: str | None = None, protocol: Literal["v1", "v2"] = "v1") -> list[PIL.Image.Image]:
+    """What `pipe(prompts, image=..., num_images_per_prompt=n, generator=[seed + i ...])` returns, from a server:
+    prompt p's k-th image uses seed + p*n + k, as the local CLI's flat generator list does."""
+    images: list[PIL.Image.Image] = []
+    with ServingClient(endpoint, model_name, protocol, cfg) as client:
+        for p, prompt in enumerate(prompts):
+            res = client.run({"prompt": prompt, "task": "edit" if image is not None else "t2i",
+                              "image": image_b64(image) if image is not None else None, "steps": steps,
+                              "guidance": guidance, "width": size, "height": size, "seed": seed + p * n,
+                              "num_images": n})
+            images += res.images
+    return images
