@@ -306,7 +306,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", refresh=False)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.log_every == 0 or self.step == end:
                     now = time.perf_counter()
                     self.log_window(window, now - window_start)
                     window, window_start = [], time.perf_counter()
