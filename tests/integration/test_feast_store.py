@@ -19,7 +19,7 @@ from unipic.features import FeatureStoreClient, select_training_set
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_curation_gate import clean_index  # noqa: E402
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # feast import alone takes ~10 s here
 NOW = datetime.now(timezone.utc)
 
 
