@@ -95,6 +95,10 @@ def test_bad_rows_rejected_and_counted_rest_curated(tmp_path: Path) -> None:
     import hashlib
     assert [hashlib.sha256(s.image).hexdigest() for s in back] == list(index["sha256"])
     assert back[0].text == index["text"].iloc[0]
+    # and through the reader training uses (shard counts checked against the index)
+    from unipic.data.shards import iter_dataset
+
+    assert [r.key for r in iter_dataset(out)] == list(index["sample_id"])
 
 
 def test_curating_into_a_non_empty_folder_is_refused(tmp_path: Path) -> None:
