@@ -91,29 +91,23 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
-def overhead(url: str, name: str, model_dir: Path, n: int, steps: int, threads: int) -> dict:
-    """The same single-image request in-process (pipeline call + PNG + base64) and through the idle server,
-    interleaved pair by pair so that the shared host's load drift hits both alike."""
-    import torch
+def overhead(url: str, name: str, model_dir: Path, n: int, steps: int) -> dict:
+    """The same single-image request in-process and through the idle server, interleaved pair by pair so that
+    the shared host's load drift hits both alike. In-process is the server's own code path minus the server:
+    `UniPicPredictor.load()` (same torch threads, same warm-up) and `run_batch` (pipeline call + PNG + base64)."""
+    from unipic.serving.predictor import UniPicPredictor
+    from unipic.serving.schemas import parse_instance
 
-    from unipic.pipelines.metaquery import load_pipeline
-    from unipic.serving.predictor import encode_png
-
-    if threads:
-        torch.set_num_threads(threads)
-    pipe = load_pipeline(model_dir)
-    pipe.set_progress_bar_config(disable=True)
+    model = UniPicPredictor("inproc", str(model_dir), load_config("ci").serve)
+    model.load()
     local, remote, server_total, server_model = [], [], [], []
     with httpx.Client(base_url=url, timeout=120) as c:
         for i in range(n + 2):
-            prompt = f"a red circle {i % 5}"
+            inst = {"prompt": f"a red circle {i % 5}", "seed": i, "steps": steps, "guidance": 4.0}
             t0 = time.perf_counter()
-            img = pipe([prompt], num_inference_steps=steps, guidance_scale=4.0,
-                       generator=[torch.Generator().manual_seed(i)], output_type="pil").images[0]
-            encode_png(img)
+            model.run_batch([model._resolve(parse_instance(inst))])
             t1 = time.perf_counter()
-            r = c.post(f"/v1/models/{name}:predict", json={"instances": [{"prompt": prompt, "seed": i,
-                                                                           "steps": steps, "guidance": 4.0}]})
+            r = c.post(f"/v1/models/{name}:predict", json={"instances": [inst]})
             t2 = time.perf_counter()
             r.raise_for_status()
             if i >= 2:  # warm-up pairs
@@ -121,6 +115,7 @@ def overhead(url: str, name: str, model_dir: Path, n: int, steps: int, threads: 
                 remote.append(t2 - t1)
                 server_total.append(r.json()["predictions"][0]["timings"]["total_ms"] / 1000)
                 server_model.append(r.json()["predictions"][0]["timings"]["model_ms"] / 1000)
+    model.stop()
     med = statistics.median
     return {"pairs": len(local), "in_process_p50_ms": round(med(local) * 1000, 2),
             "server_p50_ms": round(med(remote) * 1000, 2),
@@ -181,6 +176,7 @@ def main() -> None:
 
     rec = start(model_dir, work / "a", "bench", [])
     try:
+        res["overhead"] = overhead(rec.url, "bench", model_dir, max(16, args.requests // 2), args.steps)
         res["levels"] = [load_level(rec.url, "bench", c, args.requests, args.max_seconds, args.steps, seed0=1000 * c)
                          for c in (1, 4, 8)]
         load_level(rec.url, "bench", 2, 10, args.max_seconds, 1, seed0=50_000)
@@ -190,8 +186,6 @@ def main() -> None:
         res["memory"] = {"requests_total": 10 + mem["requests"], "errors": mem["errors"],
                          "rss_after_10_mb": round(before, 1), "rss_after_all_mb": round(after, 1),
                          "growth_mb": round(after - before, 1), "throughput_rps_steps1_c8": mem["throughput_rps"]}
-        res["overhead"] = overhead(rec.url, "bench", model_dir, max(10, args.requests // 2), args.steps,
-                                   load_config("ci").serve.torch_threads)
     finally:
         stop_detached(work / "a", "bench")
 

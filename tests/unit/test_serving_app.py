@@ -221,3 +221,21 @@ def test_v2_json_without_content_type_is_read_as_json():
 
     r = asyncio.run(post())
     assert r.status_code == 200, r.text
+
+
+def test_streamed_body_over_the_limit_is_413_without_content_length():
+    _, app = make()
+
+    async def post():
+        async def chunks():
+            for _ in range(4):
+                yield b" " * 100_000
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            req = c.build_request("POST", "/v1/models/unipic:predict", content=chunks(),
+                                  headers={"content-type": "application/json"})
+            assert "content-length" not in req.headers
+            return await c.send(req)
+
+    r = asyncio.run(post())
+    assert r.status_code == 413 and "max_payload_bytes=300000" in r.json()["error"]
