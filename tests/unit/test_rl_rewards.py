@@ -114,3 +114,11 @@ def test_rewards_use_the_structured_spec_when_the_sample_has_one():
                                          metas=[{"spec": e.spec.model_dump()}] * 2))
     assert float(res.scores[0]) == pytest.approx(1.0)
     assert float(res.components["success"][1]) == 0.0
+
+
+def test_edit_stage_reward_defaults_survive_partial_overrides():
+    from unipic.config import load_config
+
+    cfg = load_config("ci", ["rl.edit.reward.cleanliness_weight=0.5"])
+    assert cfg.rl.edit.reward.weights == {"shapes_edit": 1.0} and cfg.rl.edit.reward.cleanliness_weight == 0.5
+    assert cfg.rl.t2i.reward.weights == {"shapes_t2i": 1.0}

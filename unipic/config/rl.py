@@ -90,12 +90,17 @@ class RLStageConfig(TrainerConfig):
     eval_seeds: int = Field(default=2, ge=1, description="seeds per eval prompt")
 
 
-class RLEditStageConfig(RLStageConfig):
-    """Stage 1 (editing RL): the reward defaults to ShapesWorld success x preservation."""
+class EditRewardConfig(RewardConfig):
+    """Stage 1's reward: ShapesWorld instruction satisfied x preservation unless the weights say otherwise."""
 
-    reward: RewardConfig = Field(
-        default_factory=lambda: RewardConfig(weights={"shapes_edit": 1.0}, cleanliness_weight=0.0)
-    )
+    weights: dict[RewardName, float] = Field(default_factory=lambda: {"shapes_edit": 1.0})
+    cleanliness_weight: float = Field(default=0.0, ge=0.0)
+
+
+class RLEditStageConfig(RLStageConfig):
+    """Stage 1 (editing RL)."""
+
+    reward: EditRewardConfig = Field(default_factory=EditRewardConfig)
 
 
 class GRPOConfig(Section):
