@@ -47,19 +47,23 @@ def dit_train_flops(model: torch.nn.Module, step: Callable[[], None], *, batch: 
 
 
 def matmul_peak_flops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, seconds: float = 1.0, trials: int = 3,
-                      device: str | torch.device = "cpu") -> float:
-    """Best-of-`trials` square-matmul FLOP/s at `dtype`: the peak an MFU figure is measured against."""
+                      device: str | torch.device = "cpu", clock: str = "wall") -> float:
+    """Best-of-`trials` square-matmul FLOP/s at `dtype`: the peak an MFU figure is measured against.
+
+    clock="cpu" divides by this process's CPU time instead of wall time: FLOPs per CPU-second, the fairer
+    peak on a CPU shared with other jobs (compare it with a step's FLOPs per CPU-second)."""
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     a @ b
     sync()
+    timer = time.process_time if clock == "cpu" else time.perf_counter
     best = 0.0
     for _ in range(trials):
-        count, start = 0, time.perf_counter()
+        count, start, t0 = 0, time.perf_counter(), timer()
         while time.perf_counter() - start < seconds:
             a @ b
             count += 1
         sync()
-        best = max(best, 2 * n**3 * count / (time.perf_counter() - start))
+        best = max(best, 2 * n**3 * count / max(timer() - t0, 1e-9))
     return best
