@@ -70,6 +70,8 @@ def test_tritonclient_v2_http_client(server):
     tc = pytest.importorskip("tritonclient.http")
     client = tc.InferenceServerClient(url=server.url.removeprefix("http://"))
     assert client.is_server_live() and client.is_model_ready("itest")
+    meta = client.get_model_metadata("itest")
+    assert {"prompt", "seed", "steps"} <= {i["name"] for i in meta["inputs"]}
     for binary in (False, True):
         prompt = tc.InferInput("prompt", [1], "BYTES")
         prompt.set_data_from_numpy(np.array([b"a blue square"], dtype=object), binary_data=binary)

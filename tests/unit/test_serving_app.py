@@ -239,3 +239,12 @@ def test_streamed_body_over_the_limit_is_413_without_content_length():
 
     r = asyncio.run(post())
     assert r.status_code == 413 and "max_payload_bytes=300000" in r.json()["error"]
+
+
+def test_v2_model_metadata_lists_the_tensors():
+    _, app = make(understands=True)
+    with TestClient(app) as c:
+        meta = c.get("/v2/models/unipic").json()
+    names = {i["name"]: i["datatype"] for i in meta["inputs"]}
+    assert names["prompt"] == "BYTES" and names["seed"] == "INT64" and "max_new_tokens" in names
+    assert [o["name"] for o in meta["outputs"]] == ["images", "seeds", "text"]

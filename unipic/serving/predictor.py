@@ -148,6 +148,23 @@ class UniPicPredictor(kserve.Model):
             self.batcher.close()
         self.ready = False
 
+    # --- V2 model metadata (`GET /v2/models/NAME`): what a generic V2 client needs to build a request -------
+    def get_input_types(self) -> list[dict[str, Any]]:
+        text, num = ("BYTES", [1]), [1]
+        inputs = [("prompt", *text), ("image", *text), ("task", *text), ("steps", "INT32", num),
+                  ("guidance", "FP32", num), ("width", "INT32", num), ("height", "INT32", num),
+                  ("seed", "INT64", num), ("num_images", "INT32", num)]
+        if self.geometry is not None and self.geometry.can_understand:
+            inputs.append(("max_new_tokens", "INT32", num))
+        return [{"name": n, "datatype": d, "shape": s} for n, d, s in inputs]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        outputs = [{"name": "images", "datatype": "BYTES", "shape": [-1]},
+                   {"name": "seeds", "datatype": "INT64", "shape": [-1]}]
+        if self.geometry is not None and self.geometry.can_understand:
+            outputs.append({"name": "text", "datatype": "BYTES", "shape": [1]})
+        return outputs
+
     # --- the model call (worker thread) ---------------------------------------------------------------------
     def run_batch(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         """One pipeline call for compatible jobs; each image has its own generator seeded `seed + k`, so an
