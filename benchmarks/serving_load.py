@@ -30,18 +30,19 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from unipic.config import load_config  # noqa: E402
-from unipic.serving.server import start_detached, stop_detached  # noqa: E402
-from unipic.serving.testing import tiny_model  # noqa: E402
+from unipic.config import load_config
+from unipic.serving.server import start_detached, stop_detached
+from unipic.serving.testing import tiny_model
 
 
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
-def load_level(url: str, name: str, concurrency: int, n: int, max_s: float, steps: int, seed0: int = 0
-               ) -> dict:
+def load_level(
+    url: str, name: str, concurrency: int, n: int, max_s: float, steps: int, seed0: int = 0
+) -> dict:
     """`n` requests (stopping early after `max_s`) from `concurrency` threads; unique seeds, same shape."""
     lat: list[float] = []
     errors: list[str] = []
@@ -76,13 +77,23 @@ def load_level(url: str, name: str, concurrency: int, n: int, max_s: float, step
     wall = time.perf_counter() - t0
     for c in clients:
         c.close()
-    return {"concurrency": concurrency, "requests": len(lat), "errors": len(errors), "error_samples": errors[:3],
-            "wall_s": round(wall, 3), "throughput_rps": round(len(lat) / wall, 3) if wall else 0.0,
-            "p50_ms": round(pct(lat, 0.5) * 1000, 2) if lat else None,
-            "p95_ms": round(pct(lat, 0.95) * 1000, 2) if lat else None,
-            "mean_batch_images": round(statistics.mean(batch), 2) if batch else None,
-            "server_p50_ms": {k: round(statistics.median(t[k] for t in server), 2)
-                              for k in ("queue_ms", "inference_ms", "model_ms", "total_ms")} if server else None}
+    return {
+        "concurrency": concurrency,
+        "requests": len(lat),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "wall_s": round(wall, 3),
+        "throughput_rps": round(len(lat) / wall, 3) if wall else 0.0,
+        "p50_ms": round(pct(lat, 0.5) * 1000, 2) if lat else None,
+        "p95_ms": round(pct(lat, 0.95) * 1000, 2) if lat else None,
+        "mean_batch_images": round(statistics.mean(batch), 2) if batch else None,
+        "server_p50_ms": {
+            k: round(statistics.median(t[k] for t in server), 2)
+            for k in ("queue_ms", "inference_ms", "model_ms", "total_ms")
+        }
+        if server
+        else None,
+    }
 
 
 def rss_mb(pid: int) -> float:
@@ -117,17 +128,25 @@ def overhead(url: str, name: str, model_dir: Path, n: int, steps: int) -> dict:
                 server_model.append(r.json()["predictions"][0]["timings"]["model_ms"] / 1000)
     model.stop()
     med = statistics.median
-    return {"pairs": len(local), "in_process_p50_ms": round(med(local) * 1000, 2),
-            "server_p50_ms": round(med(remote) * 1000, 2),
-            "server_side_total_p50_ms": round(med(server_total) * 1000, 2),
-            "server_side_model_p50_ms": round(med(server_model) * 1000, 2),
-            "overhead": round(med(remote) / med(local) - 1, 4),
-            "overhead_paired_median": round(med(r / l - 1 for r, l in zip(remote, local)), 4)}
+    return {
+        "pairs": len(local),
+        "in_process_p50_ms": round(med(local) * 1000, 2),
+        "server_p50_ms": round(med(remote) * 1000, 2),
+        "server_side_total_p50_ms": round(med(server_total) * 1000, 2),
+        "server_side_model_p50_ms": round(med(server_model) * 1000, 2),
+        "overhead": round(med(remote) / med(local) - 1, 4),
+        "overhead_paired_median": round(med(r / l - 1 for r, l in zip(remote, local)), 4),
+    }
 
 
 def start(model_dir: Path, state: Path, name: str, extra: list[str]):
-    sets = [f"serve.state_dir={state}", "serve.port=0", f"serve.model_name={name}", "serve.limits.max_steps=50",
-            *extra]
+    sets = [
+        f"serve.state_dir={state}",
+        "serve.port=0",
+        f"serve.model_name={name}",
+        "serve.limits.max_steps=50",
+        *extra,
+    ]
     cfg = load_config("ci", sets).serve
     return start_detached(str(model_dir), cfg, "ci", sets)
 
@@ -148,10 +167,14 @@ def plot(res: dict, path: Path) -> None:
     axes[1].bar([str(c) for c in cs], [x["throughput_rps"] for x in lv], label="batching on")
     nb = res["no_batching_c8"]
     axes[1].bar(["8 (batch=1)"], [nb["throughput_rps"]], color="grey", label="batching off")
-    axes[1].set(xlabel="concurrency", ylabel="requests/s", title=f"throughput (x{res['batching_speedup_c8']} at c=8)")
+    axes[1].set(
+        xlabel="concurrency", ylabel="requests/s", title=f"throughput (x{res['batching_speedup_c8']} at c=8)"
+    )
     axes[1].legend()
     mem = res["memory"]
-    axes[2].bar(["after 10", f"after {mem['requests_total']}"], [mem["rss_after_10_mb"], mem["rss_after_all_mb"]])
+    axes[2].bar(
+        ["after 10", f"after {mem['requests_total']}"], [mem["rss_after_10_mb"], mem["rss_after_all_mb"]]
+    )
     axes[2].set(ylabel="server RSS (MiB)", title=f"memory (growth {mem['growth_mb']:+.1f} MiB)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -159,7 +182,9 @@ def plot(res: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", type=Path, default=None, help="model folder (default: bootstrap the ci tiny model)")
+    ap.add_argument(
+        "--model", type=Path, default=None, help="model folder (default: bootstrap the ci tiny model)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
@@ -171,28 +196,42 @@ def main() -> None:
         args.requests, args.memory_requests, args.max_seconds = 16, 100, 30.0
     work = Path(tempfile.mkdtemp(prefix="unipic-serving-bench-"))
     model_dir = args.model or tiny_model(ROOT / ".unipic" / "bench" / "serve-model")
-    res: dict = {"model": str(model_dir), "steps": args.steps, "host": {"cpus": os.cpu_count(),
-                 "loadavg_start": os.getloadavg()}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    res: dict = {
+        "model": str(model_dir),
+        "steps": args.steps,
+        "host": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
     rec = start(model_dir, work / "a", "bench", [])
     try:
         res["overhead"] = overhead(rec.url, "bench", model_dir, max(16, args.requests // 2), args.steps)
-        res["levels"] = [load_level(rec.url, "bench", c, args.requests, args.max_seconds, args.steps, seed0=1000 * c)
-                         for c in (1, 4, 8)]
+        res["levels"] = [
+            load_level(rec.url, "bench", c, args.requests, args.max_seconds, args.steps, seed0=1000 * c)
+            for c in (1, 4, 8)
+        ]
         load_level(rec.url, "bench", 2, 10, args.max_seconds, 1, seed0=50_000)
         before = rss_mb(rec.pid)
-        mem = load_level(rec.url, "bench", 8, args.memory_requests - 10, 20 * args.max_seconds, 1, seed0=60_000)
+        mem = load_level(
+            rec.url, "bench", 8, args.memory_requests - 10, 20 * args.max_seconds, 1, seed0=60_000
+        )
         after = rss_mb(rec.pid)
-        res["memory"] = {"requests_total": 10 + mem["requests"], "errors": mem["errors"],
-                         "rss_after_10_mb": round(before, 1), "rss_after_all_mb": round(after, 1),
-                         "growth_mb": round(after - before, 1), "throughput_rps_steps1_c8": mem["throughput_rps"]}
+        res["memory"] = {
+            "requests_total": 10 + mem["requests"],
+            "errors": mem["errors"],
+            "rss_after_10_mb": round(before, 1),
+            "rss_after_all_mb": round(after, 1),
+            "growth_mb": round(after - before, 1),
+            "throughput_rps_steps1_c8": mem["throughput_rps"],
+        }
     finally:
         stop_detached(work / "a", "bench")
 
     rec = start(model_dir, work / "b", "bench1", ["serve.batching.enabled=false"])
     try:
-        res["no_batching_c8"] = load_level(rec.url, "bench1", 8, args.requests, args.max_seconds, args.steps,
-                                           seed0=8000)
+        res["no_batching_c8"] = load_level(
+            rec.url, "bench1", 8, args.requests, args.max_seconds, args.steps, seed0=8000
+        )
     finally:
         stop_detached(work / "b", "bench1")
 
@@ -200,30 +239,50 @@ def main() -> None:
     c8 = next(x for x in res["levels"] if x["concurrency"] == 8)
     res["batching_speedup_c8"] = round(c8["throughput_rps"] / res["no_batching_c8"]["throughput_rps"], 2)
     res["host"]["loadavg_end"] = os.getloadavg()
-    res["errors_total"] = sum(x["errors"] for x in res["levels"]) + res["no_batching_c8"]["errors"] + \
-        res["memory"]["errors"]
+    res["errors_total"] = (
+        sum(x["errors"] for x in res["levels"]) + res["no_batching_c8"]["errors"] + res["memory"]["errors"]
+    )
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving_load.json").write_text(json.dumps(res, indent=2))
     plot(res, args.out / "serving_load.png")
-    lines = ["# Serving load test (loopback)", "",
-             f"Model: ci tiny model ({args.steps} steps, 32 px, CFG 4). Host: {res['host']['cpus']} CPUs, load "
-             f"average {res['host']['loadavg_start'][0]:.1f} at start (shared machine). {res['started']}.", "",
-             "| concurrency | requests | errors | p50 ms | p95 ms | req/s | mean batch |", "|---|---|---|---|---|---|---|"]
-    for x in res["levels"] + [{**res["no_batching_c8"], "concurrency": "8, batching off"}]:
-        lines.append(f"| {x['concurrency']} | {x['requests']} | {x['errors']} | {x['p50_ms']} | {x['p95_ms']} | "
-                     f"{x['throughput_rps']} | {x['mean_batch_images']} |")
+    o = res["overhead"]
     m = res["memory"]
-    lines += ["", f"- micro-batching speed-up at concurrency 8: **x{res['batching_speedup_c8']}** (aim >= 1.5)",
-              f"- server overhead at concurrency 1, interleaved with in-process calls: p50 "
-              f"{res['overhead']['server_p50_ms']} ms vs {res['overhead']['in_process_p50_ms']} ms in-process = "
-              f"**{res['server_overhead_c1'] * 100:+.1f}%** (aim <= 10%; median of per-pair ratios "
-              f"{res['overhead']['overhead_paired_median'] * 100:+.1f}%). Server-side p50: "
-              f"{res['overhead']['server_side_total_p50_ms']} ms in the server, of which "
-              f"{res['overhead']['server_side_model_p50_ms']} ms in the pipeline call + PNG encoding",
-              f"- RSS after 10 requests {m['rss_after_10_mb']} MiB, after {m['requests_total']}: "
-              f"{m['rss_after_all_mb']} MiB (**{m['growth_mb']:+.1f} MiB**)",
-              f"- errors: {res['errors_total']}", "", "![serving load](serving_load.png)", ""]
+    lines = [
+        "# Serving load test (loopback)",
+        "",
+        (
+            f"Model: ci tiny model ({args.steps} steps, 32 px, CFG 4). Host: {res['host']['cpus']} CPUs, load "
+            f"average {res['host']['loadavg_start'][0]:.1f} at start (shared machine). {res['started']}."
+        ),
+        "",
+        "| concurrency | requests | errors | p50 ms | p95 ms | req/s | mean batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for x in res["levels"] + [{**res["no_batching_c8"], "concurrency": "8, batching off"}]:
+        lines.append(
+            f"| {x['concurrency']} | {x['requests']} | {x['errors']} | {x['p50_ms']} | {x['p95_ms']} | "
+            f"{x['throughput_rps']} | {x['mean_batch_images']} |"
+        )
+    lines += [
+        "",
+        f"- micro-batching speed-up at concurrency 8: **x{res['batching_speedup_c8']}** (aim >= 1.5)",
+        (
+            f"- server overhead at concurrency 1, interleaved with in-process calls: p50 {o['server_p50_ms']} ms vs "
+            f"{o['in_process_p50_ms']} ms in-process = **{res['server_overhead_c1'] * 100:+.1f}%** (aim <= 10%; "
+            f"median of per-pair ratios {o['overhead_paired_median'] * 100:+.1f}%). Server-side p50: "
+            f"{o['server_side_total_p50_ms']} ms in the server, of which {o['server_side_model_p50_ms']} ms in the "
+            "pipeline call + PNG encoding"
+        ),
+        (
+            f"- RSS after 10 requests {m['rss_after_10_mb']} MiB, after {m['requests_total']}: "
+            f"{m['rss_after_all_mb']} MiB (**{m['growth_mb']:+.1f} MiB**)"
+        ),
+        f"- errors: {res['errors_total']}",
+        "",
+        "![serving load](serving_load.png)",
+        "",
+    ]
     (args.out / "serving_load.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

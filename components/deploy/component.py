@@ -30,8 +30,13 @@ def deploy_model(
     if mode not in ("local", "cluster"):
         raise ConfigError(f"mode={mode!r}: use 'local' or 'cluster'")
     if gate_decision != "promote":
-        record = {"mode": mode, "decision": "skipped", "reason": f"gate decision was {gate_decision!r}",
-                  "endpoint": "", "model": model_uri}
+        record = {
+            "mode": mode,
+            "decision": "skipped",
+            "reason": f"gate decision was {gate_decision!r}",
+            "endpoint": "",
+            "model": model_uri,
+        }
     elif mode == "local":
         serve_cfg = cfg.serve.model_copy(update={"state_dir": Path(cfg.serve.state_dir).resolve()})
         sets.append(f"serve.state_dir={serve_cfg.state_dir}")
@@ -39,5 +44,7 @@ def deploy_model(
     else:
         record = dep.deploy_cluster(model_uri, cfg.serve, dep.kserve_client(), preset).to_dict()
     Path(deployment.path).write_text(json.dumps(record, indent=2))
-    deployment.metadata.update({k: str(record.get(k, "")) for k in ("mode", "decision", "endpoint", "model_version")})
+    deployment.metadata.update(
+        {k: str(record.get(k, "")) for k in ("mode", "decision", "endpoint", "model_version")}
+    )
     return str(record.get("endpoint", ""))

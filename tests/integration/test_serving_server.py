@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from unipic.config import load_config
+from unipic.services.process import is_alive
 from unipic.serving.client import ServingClient, ServingRequestError
 from unipic.serving.schemas import parse_instance
 from unipic.serving.server import read_record, start_detached, stop_detached
 from unipic.serving.testing import tiny_model
-from unipic.services.process import is_alive
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,11 @@ def test_binds_loopback_only(server):
     import psutil
 
     proc = psutil.Process(server.pid)
-    conns = proc.net_connections(kind="inet") if hasattr(proc, "net_connections") else proc.connections(kind="inet")
+    conns = (
+        proc.net_connections(kind="inet")
+        if hasattr(proc, "net_connections")
+        else proc.connections(kind="inet")
+    )
     listening = [c.laddr for c in conns if c.status == "LISTEN"]
     assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
     assert server.url.startswith("http://127.0.0.1:")
@@ -79,8 +83,14 @@ def test_tritonclient_v2_http_client(server):
         seed.set_data_from_numpy(np.array([3], dtype=np.int64), binary_data=binary)
         steps = tc.InferInput("steps", [1], "INT32")
         steps.set_data_from_numpy(np.array([2], dtype=np.int32), binary_data=binary)
-        res = client.infer("itest", [prompt, seed, steps], outputs=[tc.InferRequestedOutput("images", binary_data=False),
-                                                                   tc.InferRequestedOutput("seeds", binary_data=False)])
+        res = client.infer(
+            "itest",
+            [prompt, seed, steps],
+            outputs=[
+                tc.InferRequestedOutput("images", binary_data=False),
+                tc.InferRequestedOutput("seeds", binary_data=False),
+            ],
+        )
         images = res.as_numpy("images")
         png = base64.b64decode(images[0] if isinstance(images[0], (bytes, str)) else images.reshape(-1)[0])
         assert PIL.Image.open(io.BytesIO(png)).size == (32, 32)
@@ -99,33 +109,69 @@ def test_concurrent_load_has_zero_errors_and_batches(server):
     assert len(results) == 24 and all(len(r.images) == 1 for r in results)
     assert max(r.timings["batch_images"] for r in results) > 1
     metrics = httpx.get(f"{server.url}/metrics").text
-    batches = [l for l in metrics.splitlines() if l.startswith('unipic_serve_batch_images_count{model_name="itest"}')]
-    assert batches and float(batches[0].split()[-1]) < 24 + 10  # fewer model calls than requests (+warm-up/others)
+    batches = [
+        l for l in metrics.splitlines() if l.startswith('unipic_serve_batch_images_count{model_name="itest"}')
+    ]
+    assert (
+        batches and float(batches[0].split()[-1]) < 24 + 10
+    )  # fewer model calls than requests (+warm-up/others)
 
 
-fields = st.sampled_from(["prompt", "image", "task", "steps", "guidance", "width", "height", "seed", "num_images",
-                          "bogus"])
-values = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False, width=32),
-                   st.text(max_size=20), st.sampled_from(["AAAA", "iVBORw0KGgo=", "t2i", "edit", "understand"]))
+fields = st.sampled_from(
+    ["prompt", "image", "task", "steps", "guidance", "width", "height", "seed", "num_images", "bogus"]
+)
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False, width=32),
+    st.text(max_size=20),
+    st.sampled_from(["AAAA", "iVBORw0KGgo=", "t2i", "edit", "understand"]),
+)
 
 
-@settings(max_examples=int(os.environ.get("UNIPIC_FUZZ_EXAMPLES", "60")), deadline=None,
-          suppress_health_check=list(HealthCheck))
-@given(st.one_of(
-    st.tuples(st.just("v1"), st.fixed_dictionaries({"instances": st.lists(st.dictionaries(fields, values, max_size=5),
-                                                                           min_size=1, max_size=2)})),
-    st.tuples(st.just("v2"), st.fixed_dictionaries({"inputs": st.lists(st.fixed_dictionaries({
-        "name": fields, "shape": st.lists(st.integers(-1, 2), max_size=2),
-        "datatype": st.sampled_from(["BYTES", "INT64", "FP32", "BOOL"]), "data": st.lists(values, max_size=2)}),
-        max_size=3)})),
-    st.tuples(st.just("raw"), st.binary(max_size=64))))
+@settings(
+    max_examples=int(os.environ.get("UNIPIC_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(
+    st.one_of(
+        st.tuples(
+            st.just("v1"),
+            st.fixed_dictionaries(
+                {"instances": st.lists(st.dictionaries(fields, values, max_size=5), min_size=1, max_size=2)}
+            ),
+        ),
+        st.tuples(
+            st.just("v2"),
+            st.fixed_dictionaries(
+                {
+                    "inputs": st.lists(
+                        st.fixed_dictionaries(
+                            {
+                                "name": fields,
+                                "shape": st.lists(st.integers(-1, 2), max_size=2),
+                                "datatype": st.sampled_from(["BYTES", "INT64", "FP32", "BOOL"]),
+                                "data": st.lists(values, max_size=2),
+                            }
+                        ),
+                        max_size=3,
+                    )
+                }
+            ),
+        ),
+        st.tuples(st.just("raw"), st.binary(max_size=64)),
+    )
+)
 def test_fuzz_over_loopback_never_5xx(server, case):
     kind, body = case
     path = "/v2/models/itest/infer" if kind == "v2" else "/v1/models/itest:predict"
     content = body if kind == "raw" else json.dumps(body).encode()
     # small steps/sizes keep valid requests cheap: the server caps them anyway (ci: max_steps 20, max_side 64)
-    r = httpx.post(f"{server.url}{path}", content=content, headers={"content-type": "application/json"},
-                   timeout=60)
+    r = httpx.post(
+        f"{server.url}{path}", content=content, headers={"content-type": "application/json"}, timeout=60
+    )
     assert r.status_code < 500, (body, r.status_code, r.text[:300])
 
 
@@ -162,7 +208,18 @@ def test_generate_and_edit_cli_over_endpoint_match_local_sampling(server, model_
         assert result.exit_code == 0, result.output
         return result
 
-    common = ["--prompt", "a red circle", "--prompt", "a blue square", "--n", "2", "--steps", "2", "--seed", "5"]
+    common = [
+        "--prompt",
+        "a red circle",
+        "--prompt",
+        "a blue square",
+        "--n",
+        "2",
+        "--steps",
+        "2",
+        "--seed",
+        "5",
+    ]
     run("generate", "--endpoint", server.url, "--out", str(tmp_path / "remote"), *common)
     run("generate", "--model", str(model_dir), "--out", str(tmp_path / "local"), *common)
     remote = sorted((tmp_path / "remote").glob("image-*.png"))
@@ -171,8 +228,19 @@ def test_generate_and_edit_cli_over_endpoint_match_local_sampling(server, model_
     for r, l in zip(remote, local):
         diff = np.abs(np.asarray(PIL.Image.open(r), dtype=int) - np.asarray(PIL.Image.open(l), dtype=int))
         assert diff.max() <= 2, (r.name, diff.max())  # batch composition may move a pixel by a rounding step
-    run("edit", "--endpoint", server.url, "--image", str(remote[0]), "--instruction", "make it green",
-        "--steps", "2", "--out", str(tmp_path / "edit"))
+    run(
+        "edit",
+        "--endpoint",
+        server.url,
+        "--image",
+        str(remote[0]),
+        "--instruction",
+        "make it green",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "edit"),
+    )
     assert (tmp_path / "edit" / "grid.png").is_file()
     neither = runner.invoke(app, ["generate", "--prompt", "x", "--out", str(tmp_path / "n")])
     assert neither.exit_code != 0

@@ -19,8 +19,9 @@ def committed() -> dict[str, str]:
 
 def test_committed_manifests_are_current():
     cfg = load_config("base").serve
-    assert committed() == render_manifests(cfg.deploy, cfg.model_name, "base"), \
+    assert committed() == render_manifests(cfg.deploy, cfg.model_name, "base"), (
         "manifests/serving is stale: run `unipic serve manifests --preset base --out manifests/serving`"
+    )
 
 
 def test_every_manifest_validates():
@@ -28,7 +29,9 @@ def test_every_manifest_validates():
         doc = yaml.safe_load(text)
         if doc["kind"] == "Kustomization":
             assert set(doc["resources"]) <= set(committed())
-            assert "s3-secret.example.yaml" not in doc["resources"], "secret values must not be applied from git"
+            assert "s3-secret.example.yaml" not in doc["resources"], (
+                "secret values must not be applied from git"
+            )
             continue
         assert validate_manifest(doc) == [], name
 
@@ -54,14 +57,23 @@ def test_canary_percent_is_in_the_spec_when_asked():
     assert doc["spec"]["predictor"]["canaryTrafficPercent"] == 10 and validate_manifest(doc) == []
 
 
-@pytest.mark.parametrize("mutate, words", [
-    (lambda d: d["spec"]["predictor"].__setitem__("minReplica", 1), "minReplica: unknown field"),
-    (lambda d: d["spec"]["predictor"]["containers"][0].__setitem__("imagee", "x"), "imagee: unknown field"),
-    (lambda d: d["spec"]["predictor"].__setitem__("timeout", "ten"), "expected int"),
-    (lambda d: d["spec"]["predictor"].__setitem__("containers", {"name": "x"}), "expected a list"),
-    (lambda d: d["spec"]["predictor"]["containers"][0]["env"][0].__setitem__("valu", "x"), "valu: unknown field"),
-    (lambda d: d["metadata"].__setitem__("annotations", ["a"]), "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda d: d["spec"]["predictor"].__setitem__("minReplica", 1), "minReplica: unknown field"),
+        (
+            lambda d: d["spec"]["predictor"]["containers"][0].__setitem__("imagee", "x"),
+            "imagee: unknown field",
+        ),
+        (lambda d: d["spec"]["predictor"].__setitem__("timeout", "ten"), "expected int"),
+        (lambda d: d["spec"]["predictor"].__setitem__("containers", {"name": "x"}), "expected a list"),
+        (
+            lambda d: d["spec"]["predictor"]["containers"][0]["env"][0].__setitem__("valu", "x"),
+            "valu: unknown field",
+        ),
+        (lambda d: d["metadata"].__setitem__("annotations", ["a"]), "expected a mapping"),
+    ],
+)
 def test_validator_rejects_typos_and_wrong_types(mutate, words):
     doc = copy.deepcopy(yaml.safe_load((ROOT / "inferenceservice.yaml").read_text()))
     mutate(doc)

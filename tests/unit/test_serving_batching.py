@@ -120,7 +120,9 @@ def test_a_failing_batch_fails_its_jobs_only_and_the_loop_lives_on():
 
     async def main():
         b = MicroBatcher(rec, BatchingConfig(max_batch_images=1, max_wait_ms=0))
-        results = await asyncio.gather(*(b.submit(FakeJob("a", tag=i)) for i in range(3)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(b.submit(FakeJob("a", tag=i)) for i in range(3)), return_exceptions=True
+        )
         after = await b.submit(FakeJob("a", tag=9))
         b.close()
         return results, after

@@ -35,36 +35,65 @@ def scripted(*responses):
     return httpx.MockTransport(handler), seen
 
 
-V1_OK = httpx.Response(200, json={"predictions": [{"images": [png_b64()], "seeds": [4], "model_version": "v9",
-                                                    "timings": {"total_ms": 3.0}}]})
+V1_OK = httpx.Response(
+    200,
+    json={
+        "predictions": [
+            {"images": [png_b64()], "seeds": [4], "model_version": "v9", "timings": {"total_ms": 3.0}}
+        ]
+    },
+)
 
 
 def test_v1_generate_decodes_images():
     transport, seen = scripted(V1_OK)
-    res = ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate("a circle", seed=4, steps=2)
+    res = ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate(
+        "a circle", seed=4, steps=2
+    )
     assert res.seeds == [4] and res.model_version == "v9" and res.images[0].size == (8, 8)
     sent = json.loads(seen[0].content)
     assert seen[0].url.path == "/v1/models/unipic:predict"
-    assert sent == {"instances": [{"prompt": "a circle", "task": "t2i", "steps": 2, "seed": 4, "num_images": 1}]}
+    assert sent == {
+        "instances": [{"prompt": "a circle", "task": "t2i", "steps": 2, "seed": 4, "num_images": 1}]
+    }
 
 
 def test_v2_request_shape_and_response():
-    transport, seen = scripted(httpx.Response(200, json={
-        "model_name": "m", "model_version": "v2x", "id": "1", "parameters": {"total_ms": 5.0},
-        "outputs": [{"name": "images", "shape": [1], "datatype": "BYTES", "data": [png_b64()]},
-                    {"name": "seeds", "shape": [1], "datatype": "INT64", "data": [8]}]}))
+    transport, seen = scripted(
+        httpx.Response(
+            200,
+            json={
+                "model_name": "m",
+                "model_version": "v2x",
+                "id": "1",
+                "parameters": {"total_ms": 5.0},
+                "outputs": [
+                    {"name": "images", "shape": [1], "datatype": "BYTES", "data": [png_b64()]},
+                    {"name": "seeds", "shape": [1], "datatype": "INT64", "data": [8]},
+                ],
+            },
+        )
+    )
     client = ServingClient("http://h:1/v2/models/m/infer", protocol="v2", cfg=CFG, transport=transport)
     res = client.edit("make it red", PIL.Image.new("RGB", (8, 8)), seed=8, guidance=2.5)
     body = json.loads(seen[0].content)
     kinds = {i["name"]: i["datatype"] for i in body["inputs"]}
     assert seen[0].url.path == "/v2/models/m/infer"
-    assert kinds == {"prompt": "BYTES", "task": "BYTES", "image": "BYTES", "guidance": "FP64", "seed": "INT64",
-                     "num_images": "INT64"}
+    assert kinds == {
+        "prompt": "BYTES",
+        "task": "BYTES",
+        "image": "BYTES",
+        "guidance": "FP64",
+        "seed": "INT64",
+        "num_images": "INT64",
+    }
     assert res.seeds == [8] and res.model_version == "v2x" and res.timings == {"total_ms": 5.0}
 
 
 def test_retries_503_and_connection_errors_then_succeeds():
-    transport, seen = scripted(httpx.ConnectError("refused"), httpx.Response(503, json={"error": "warming"}), V1_OK)
+    transport, seen = scripted(
+        httpx.ConnectError("refused"), httpx.Response(503, json={"error": "warming"}), V1_OK
+    )
     res = ServingClient("http://h:1", "unipic", cfg=CFG, transport=transport).generate("p")
     assert len(seen) == 3 and res.seeds == [4]
 

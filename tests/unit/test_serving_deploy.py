@@ -39,22 +39,41 @@ class RecordingKServe:
     def get(self, name, namespace=None, **kw):
         self.calls.append(("get", name, namespace))
         if self.obj is None:
-            raise RuntimeError("Exception when calling CustomObjectsApi->get_namespaced_custom_object: (404) "
-                               "Reason: Not Found")
+            raise RuntimeError(
+                "Exception when calling CustomObjectsApi->get_namespaced_custom_object: (404) "
+                "Reason: Not Found"
+            )
         self._polls += 1
         gen = self.obj["metadata"]["generation"]
         if self.fail and self._polls >= self.ready_after:
-            self.obj["status"] = {"observedGeneration": gen, "conditions": [
-                {"type": "Ready", "status": "False", "reason": "RevisionFailed", "message": "OOMKilled"}]}
+            self.obj["status"] = {
+                "observedGeneration": gen,
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "RevisionFailed", "message": "OOMKilled"}
+                ],
+            }
         elif self._polls >= self.ready_after:
             rev = f"{name}-predictor-{self.revision:05d}"
             self.obj["status"] = {
-                "observedGeneration": gen, "url": f"http://{name}.{namespace}.example.com",
+                "observedGeneration": gen,
+                "url": f"http://{name}.{namespace}.example.com",
                 "address": {"url": f"http://{name}.{namespace}.svc.cluster.local"},
                 "conditions": [{"type": "Ready", "status": "True"}],
-                "components": {"predictor": {"latestCreatedRevision": rev, "latestReadyRevision": rev, "traffic": [
-                    {"tag": "latest", "revisionName": rev, "url": f"http://latest-{name}.{namespace}.example.com",
-                     "percent": self.obj["spec"]["predictor"].get("canaryTrafficPercent", 100)}]}}}
+                "components": {
+                    "predictor": {
+                        "latestCreatedRevision": rev,
+                        "latestReadyRevision": rev,
+                        "traffic": [
+                            {
+                                "tag": "latest",
+                                "revisionName": rev,
+                                "url": f"http://latest-{name}.{namespace}.example.com",
+                                "percent": self.obj["spec"]["predictor"].get("canaryTrafficPercent", 100),
+                            }
+                        ],
+                    }
+                },
+            }
         return copy.deepcopy(self.obj)
 
     def create(self, isvc, namespace=None, **kw):
@@ -87,6 +106,7 @@ def smoke(ok=True, seen=None):
         if seen is not None:
             seen.append(url)
         return SmokeResult(ok=ok, requests=3, errors=[] if ok else ["HTTP 500 on request 0"])
+
     return run
 
 
@@ -135,7 +155,10 @@ def test_revision_that_never_gets_ready_is_rolled_back():
     api.fail = True
     with pytest.raises(DeployError, match="RevisionFailed.*OOMKilled.*rolled back"):
         deploy_cluster("s3://unipic-models/oom", CFG, api, smoke=smoke(), sleep=lambda s: None)
-    assert api.verbs() == ["patch", "patch"] and api.calls[-1][3]["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert (
+        api.verbs() == ["patch", "patch"]
+        and api.calls[-1][3]["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    )
 
 
 def test_timeout_waiting_for_ready():

@@ -10,8 +10,15 @@ from unipic.config.serve import DefaultsConfig, LimitsConfig
 from unipic.serving.limits import ModelGeometry, resolve
 from unipic.serving.schemas import RequestError, parse_instance, parse_v1, parse_v2
 
-LIMITS = LimitsConfig(max_side=64, max_steps=20, max_images=4, max_instances=3, max_image_bytes=20_000,
-                      max_payload_bytes=100_000, max_prompt_chars=50)
+LIMITS = LimitsConfig(
+    max_side=64,
+    max_steps=20,
+    max_images=4,
+    max_instances=3,
+    max_image_bytes=20_000,
+    max_payload_bytes=100_000,
+    max_prompt_chars=50,
+)
 DEFAULTS = DefaultsConfig(num_inference_steps=4, guidance_scale=3.0, max_new_tokens=8)
 GEO = ModelGeometry(multiple=4, max_side=128, default_side=32)
 
@@ -36,7 +43,15 @@ def rejected(status: int, field: str, **fields) -> str:
 
 def test_defaults_and_task_inference():
     j = job(prompt="a red circle", seed=7)
-    assert (j.task, j.steps, j.guidance, j.width, j.height, j.seed, j.num_images) == ("t2i", 4, 3.0, 32, 32, 7, 1)
+    assert (j.task, j.steps, j.guidance, j.width, j.height, j.seed, j.num_images) == (
+        "t2i",
+        4,
+        3.0,
+        32,
+        32,
+        7,
+        1,
+    )
     e = job(instruction="make it blue", image=png(40, 24))
     assert e.task == "edit" and (e.width, e.height) == (40, 24) and e.image.size == (40, 24)
     seeds = {job(prompt="x").seed for _ in range(20)}
@@ -48,21 +63,24 @@ def test_aliases_are_accepted():
     assert (j.steps, j.guidance, j.num_images) == (3, 1.5, 2)
 
 
-@pytest.mark.parametrize("fields, field, words", [
-    ({"prompt": "p", "steps": 21}, "steps", "max_steps"),
-    ({"prompt": "p", "steps": 0}, "steps", "max_steps"),
-    ({"prompt": "p", "num_images": 5}, "num_images", "max_images"),
-    ({"prompt": "p", "width": 68}, "width", "max_side=64"),
-    ({"prompt": "p", "height": 30}, "height", "multiple of 4"),
-    ({"prompt": "p", "guidance": 21.0}, "guidance", "max_guidance"),
-    ({"prompt": "p", "guidance": float("nan")}, "guidance", "max_guidance"),
-    ({"prompt": "x" * 51}, "prompt", "max_prompt_chars=50"),
-    ({"prompt": "   "}, "prompt", "required"),
-    ({"steps": 3}, "prompt", "required"),
-    ({"prompt": "p", "task": "edit"}, "image", "source image"),
-    ({"prompt": "p", "task": "understand"}, "task", "MetaQuery"),
-    ({"prompt": "p", "max_new_tokens": 65}, "max_new_tokens", "max_new_tokens"),
-])
+@pytest.mark.parametrize(
+    "fields, field, words",
+    [
+        ({"prompt": "p", "steps": 21}, "steps", "max_steps"),
+        ({"prompt": "p", "steps": 0}, "steps", "max_steps"),
+        ({"prompt": "p", "num_images": 5}, "num_images", "max_images"),
+        ({"prompt": "p", "width": 68}, "width", "max_side=64"),
+        ({"prompt": "p", "height": 30}, "height", "multiple of 4"),
+        ({"prompt": "p", "guidance": 21.0}, "guidance", "max_guidance"),
+        ({"prompt": "p", "guidance": float("nan")}, "guidance", "max_guidance"),
+        ({"prompt": "x" * 51}, "prompt", "max_prompt_chars=50"),
+        ({"prompt": "   "}, "prompt", "required"),
+        ({"steps": 3}, "prompt", "required"),
+        ({"prompt": "p", "task": "edit"}, "image", "source image"),
+        ({"prompt": "p", "task": "understand"}, "task", "MetaQuery"),
+        ({"prompt": "p", "max_new_tokens": 65}, "max_new_tokens", "max_new_tokens"),
+    ],
+)
 def test_limits_are_422_naming_field_and_limit(fields, field, words):
     message = rejected(422, field, **fields)
     assert field.split(".")[0] in message and words in message
@@ -102,9 +120,13 @@ def test_v1_envelope():
     assert len(parse_v1({"instances": [{"prompt": "a"}, {"prompt": "b"}]}, 3)) == 2
     shared = parse_v1({"instances": [{"prompt": "a"}], "parameters": {"steps": 2}}, 3)
     assert shared[0].steps == 2
-    for body, words in [({"instances": []}, "non-empty"), ({"instances": [{"prompt": "a"}] * 4}, "max_instances=3"),
-                        ({"foo": 1}, "instances"), ({"instances": [1]}, "JSON object"),
-                        ({"instances": [{}], "extra": 1}, "unknown top-level")]:
+    for body, words in [
+        ({"instances": []}, "non-empty"),
+        ({"instances": [{"prompt": "a"}] * 4}, "max_instances=3"),
+        ({"foo": 1}, "instances"),
+        ({"instances": [1]}, "JSON object"),
+        ({"instances": [{}], "extra": 1}, "unknown top-level"),
+    ]:
         with pytest.raises(RequestError, match=words):
             parse_v1(body, 3)
     with pytest.raises(RequestError) as info:
@@ -115,8 +137,11 @@ def test_v1_envelope():
 def test_v2_inputs_and_parameters():
     from kserve.protocol.infer_type import InferInput, InferRequest
 
-    req = InferRequest("unipic", [InferInput("prompt", [1], "BYTES", ["a circle"]),
-                                  InferInput("steps", [1], "INT32", [3])], parameters={"seed": 9})
+    req = InferRequest(
+        "unipic",
+        [InferInput("prompt", [1], "BYTES", ["a circle"]), InferInput("steps", [1], "INT32", [3])],
+        parameters={"seed": 9},
+    )
     inst = parse_v2(req)
     assert (inst.prompt, inst.steps, inst.seed) == ("a circle", 3, 9)
     bad = InferRequest("unipic", [InferInput("prompt", [2], "BYTES", ["a", "b"])])

@@ -70,11 +70,28 @@ def _run(
 
         if image_guidance != 1.0:
             raise DataError("--image-guidance is not served over --endpoint; leave it at 1")
-        images = remote_images(endpoint, prompts, n=n, steps=steps, guidance=guidance, seed=seed, size=size,
-                               image=source, cfg=cfg.serve.client)
-        _save(images, prompts, n, out, source, dict(endpoint=endpoint, prompts=prompts, n=n, steps=steps,
-                                                    guidance=guidance, seed=seed, size=size,
-                                                    image=str(image) if image else None))
+        images = remote_images(
+            endpoint,
+            prompts,
+            n=n,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            size=size,
+            image=source,
+            cfg=cfg.serve.client,
+        )
+        record = {
+            "endpoint": endpoint,
+            "prompts": prompts,
+            "n": n,
+            "steps": steps,
+            "guidance": guidance,
+            "seed": seed,
+            "size": size,
+            "image": str(image) if image else None,
+        }
+        _save(images, prompts, n, out, source, record)
         return
     pipe = load_pipeline(model, cfg.store)
     total = len(prompts) * n

@@ -14,10 +14,15 @@ import typer
 
 from unipic.cli.common import PresetOpt, SetOpt, make_config
 
-app = typer.Typer(help="Serve a model over KServe V1/V2 REST on 127.0.0.1 (start, stop, status, call).",
-                  invoke_without_command=True, no_args_is_help=False)
+app = typer.Typer(
+    help="Serve a model over KServe V1/V2 REST on 127.0.0.1 (start, stop, status, call).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 
-NameOpt = Annotated[str | None, typer.Option("--name", help="Model name in the URL (default serve.model_name).")]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", help="Model name in the URL (default serve.model_name).")
+]
 
 
 def _sets(sets: list[str] | None, host: str | None, port: int | None, name: str | None) -> list[str]:
@@ -95,8 +100,12 @@ def call(
     endpoint: Annotated[str, typer.Option("--endpoint", "-e", help="http://HOST:PORT or a model URL.")],
     prompt: Annotated[str, typer.Option("--prompt", help="Prompt, edit instruction or question.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for the PNGs.")] = None,
-    image: Annotated[Path | None, typer.Option("--image", help="Source image: editing/understanding.")] = None,
-    task: Annotated[str | None, typer.Option("--task", help="t2i, edit or understand (default from --image).")] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Source image: editing/understanding.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="t2i, edit or understand (default from --image).")
+    ] = None,
     steps: Annotated[int | None, typer.Option("--steps")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance")] = None,
     size: Annotated[int | None, typer.Option("--size", help="Square side in px.")] = None,
@@ -111,8 +120,17 @@ def call(
     from unipic.serving.client import ServingClient, image_b64, save_result
 
     cfg = make_config(preset, set_)
-    instance = {"prompt": prompt, "task": task, "image": image_b64(image) if image else None, "steps": steps,
-                "guidance": guidance, "width": size, "height": size, "seed": seed, "num_images": n}
+    instance = {
+        "prompt": prompt,
+        "task": task,
+        "image": image_b64(image) if image else None,
+        "steps": steps,
+        "guidance": guidance,
+        "width": size,
+        "height": size,
+        "seed": seed,
+        "num_images": n,
+    }
     with ServingClient(endpoint, name, protocol, cfg.serve.client) as client:  # type: ignore[arg-type]
         result = client.run(instance)
     summary = {"model_version": result.model_version, "seeds": result.seeds, "timings": result.timings}
@@ -125,7 +143,9 @@ def call(
 
 @app.command("manifests")
 def manifests(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory (manifests/serving).")] = Path("manifests/serving"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory (manifests/serving).")] = Path(
+        "manifests/serving"
+    ),
     name: NameOpt = None,
     preset: PresetOpt = "base",
     set_: SetOpt = None,
@@ -145,8 +165,9 @@ def manifests(
 @app.command("deploy")
 def deploy(
     model: Annotated[str, typer.Option("--model", "-m", help="Model folder or s3:// URI.")],
-    cluster: Annotated[bool, typer.Option("--cluster", help="KServe InferenceService instead of a local server.")]
-    = False,
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="KServe InferenceService instead of a local server.")
+    ] = False,
     name: NameOpt = None,
     preset: PresetOpt = "ci",
     set_: SetOpt = None,

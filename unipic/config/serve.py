@@ -28,9 +28,11 @@ class LimitsConfig(Section):
     max_payload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="raw request body bytes")
 
     @model_validator(mode="after")
-    def _payload_holds_an_image(self) -> "LimitsConfig":
+    def _payload_holds_an_image(self) -> LimitsConfig:
         if self.max_payload_bytes < self.max_image_bytes:
-            raise ValueError("max_payload_bytes must be >= max_image_bytes (the image travels inside the body)")
+            raise ValueError(
+                "max_payload_bytes must be >= max_image_bytes (the image travels inside the body)"
+            )
         return self
 
 
@@ -40,7 +42,9 @@ class BatchingConfig(Section):
     enabled: bool = True
     max_batch_images: int = Field(default=8, ge=1, description="images per pipeline call")
     max_wait_ms: float = Field(default=10.0, ge=0, description="how long the first request waits for company")
-    max_queue: int = Field(default=256, ge=1, description="requests waiting; beyond this the server answers 429")
+    max_queue: int = Field(
+        default=256, ge=1, description="requests waiting; beyond this the server answers 429"
+    )
 
 
 class DefaultsConfig(Section):
@@ -71,21 +75,25 @@ class DeployConfig(Section):
     s3_secret: str = Field(default="unipic-s3", description="created out of band (manifests/platform)")
     s3_endpoint: str = "minio-service.unipic:9000"
     s3_use_https: bool = False
-    storage_uri: str = Field(default="s3://unipic-models/unipic/latest", description="the storage-initializer's")
+    storage_uri: str = Field(
+        default="s3://unipic-models/unipic/latest", description="the storage-initializer's"
+    )
     gpus: int = Field(default=1, ge=0)
     cpu: str = "4"
     memory: str = "32Gi"
     min_replicas: int = Field(default=1, ge=0, description="1: no scale-to-zero cold start on a GPU node")
     max_replicas: int = Field(default=4, ge=1)
     container_concurrency: int = Field(default=4, ge=0, description="in-flight requests per pod (batched)")
-    timeout_s: int = Field(default=600, ge=1, description="request timeout; KServe's default 60 s is too short")
+    timeout_s: int = Field(
+        default=600, ge=1, description="request timeout; KServe's default 60 s is too short"
+    )
     canary_percent: int = Field(default=10, ge=0, le=100)
     ready_timeout_s: float = Field(default=900.0, gt=0, description="wait for the new revision to be ready")
     poll_s: float = Field(default=10.0, gt=0)
     smoke_requests: int = Field(default=2, ge=1)
 
     @model_validator(mode="after")
-    def _replicas(self) -> "DeployConfig":
+    def _replicas(self) -> DeployConfig:
         if self.max_replicas < self.min_replicas:
             raise ValueError(f"max_replicas ({self.max_replicas}) < min_replicas ({self.min_replicas})")
         return self
@@ -96,7 +104,9 @@ class ServeConfig(Section):
     port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
     model_name: str = Field(default="unipic", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     warmup: bool = Field(default=True, description="one tiny generation before reporting ready")
-    startup_timeout_s: float = Field(default=600.0, gt=0, description="detached start: wait this long for ready")
+    startup_timeout_s: float = Field(
+        default=600.0, gt=0, description="detached start: wait this long for ready"
+    )
     stop_timeout_s: float = Field(default=15.0, gt=0)
     state_dir: Path = Field(default=Path(".unipic/services"), description="PID files, endpoint records, logs")
     torch_threads: int = Field(default=0, ge=0, description="0 leaves torch's default")

@@ -54,8 +54,13 @@ class MicroBatcher(Generic[J]):
     """`await batcher.submit(job)` -> (result, BatchInfo). `run_batch(jobs)` runs in the worker thread and
     returns one result per job, in order."""
 
-    def __init__(self, run_batch: Callable[[Sequence[J]], list[Any]], cfg: BatchingConfig,
-                 on_depth: Callable[[int], None] | None = None, on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[J]], list[Any]],
+        cfg: BatchingConfig,
+        on_depth: Callable[[int], None] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ):
         self._run_batch = run_batch
         self.cfg = cfg
         self._pending: list[_Pending[J]] = []
@@ -82,8 +87,9 @@ class MicroBatcher(Generic[J]):
 
     async def submit(self, job: J) -> tuple[Any, BatchInfo]:
         if len(self._pending) >= self.cfg.max_queue:
-            raise RequestError(429, f"the queue is full ({self.cfg.max_queue} waiting, batching.max_queue); "
-                               "retry later")
+            raise RequestError(
+                429, f"the queue is full ({self.cfg.max_queue} waiting, batching.max_queue); retry later"
+            )
         self._ensure_worker()
         pending = _Pending(job, asyncio.get_running_loop().create_future())
         self._pending.append(pending)
@@ -127,7 +133,7 @@ class MicroBatcher(Generic[J]):
                 self._arrived.clear()
                 try:
                     await asyncio.wait_for(self._arrived.wait(), timeout=remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             batch = [p for p in self._take() if not p.future.done()]
             self._on_depth(len(self._pending))
@@ -140,7 +146,7 @@ class MicroBatcher(Generic[J]):
                 results = await loop.run_in_executor(self._executor, self._run_batch, [p.job for p in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} jobs")
-            except Exception as exc:  # noqa: BLE001 - delivered to every waiting request, the loop lives on
+            except Exception as exc:
                 log.exception("batch of %d failed", len(batch))
                 for p in batch:
                     if not p.future.done():
@@ -151,7 +157,9 @@ class MicroBatcher(Generic[J]):
             self._recent_jobs = 0.5 * self._recent_jobs + 0.5 * len(batch)
             for p, result in zip(batch, results):
                 if not p.future.done():
-                    p.future.set_result((result, BatchInfo(size=size, queue_s=started - p.enqueued, run_s=run_s)))
+                    p.future.set_result(
+                        (result, BatchInfo(size=size, queue_s=started - p.enqueued, run_s=run_s))
+                    )
 
     def close(self) -> None:
         if self._worker is not None:

@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 import PIL.Image
@@ -75,8 +75,14 @@ def split_endpoint(endpoint: str, model_name: str | None) -> tuple[str, str | No
 
 
 class ServingClient:
-    def __init__(self, endpoint: str, model_name: str | None = None, protocol: Literal["v1", "v2"] = "v1",
-                 cfg: ClientConfig | None = None, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        endpoint: str,
+        model_name: str | None = None,
+        protocol: Literal["v1", "v2"] = "v1",
+        cfg: ClientConfig | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
         if protocol not in ("v1", "v2"):
             raise UniPicError(f"protocol={protocol!r}: use v1 or v2")
         self.base, name = split_endpoint(endpoint, model_name)
@@ -89,7 +95,7 @@ class ServingClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> ServingClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -118,12 +124,16 @@ class ServingClient:
                 resp = self._http.post(path, json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
-                log.warning("%s%s: %s (attempt %d/%d)", self.base, path, last, attempt + 1, self.cfg.retries + 1)
+                log.warning(
+                    "%s%s: %s (attempt %d/%d)", self.base, path, last, attempt + 1, self.cfg.retries + 1
+                )
                 continue
             except httpx.ReadTimeout:
-                raise ServiceError(f"{self.base}{path} did not answer within {self.cfg.timeout_s:.0f} s "
-                                   "(serve.client.timeout_s); the server may still be working, so it was not "
-                                   "retried. Raise the timeout or ask for fewer steps/images") from None
+                raise ServiceError(
+                    f"{self.base}{path} did not answer within {self.cfg.timeout_s:.0f} s "
+                    "(serve.client.timeout_s); the server may still be working, so it was not "
+                    "retried. Raise the timeout or ask for fewer steps/images"
+                ) from None
             if resp.status_code in RETRY_STATUS:
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 continue
@@ -136,8 +146,10 @@ class ServingClient:
             if resp.status_code >= 500:
                 raise ServiceError(f"{self.base}{path}: server error {resp.status_code}: {resp.text[:500]}")
             return resp.json()
-        raise ServiceError(f"{self.base}{path} failed after {self.cfg.retries + 1} attempts ({last}); is the server "
-                           "running? start it with `unipic serve --model DIR` and check `unipic serve status`")
+        raise ServiceError(
+            f"{self.base}{path} failed after {self.cfg.retries + 1} attempts ({last}); is the server "
+            "running? start it with `unipic serve --model DIR` and check `unipic serve status`"
+        )
 
     def ready(self) -> bool:
         try:
@@ -149,7 +161,9 @@ class ServingClient:
         deadline = time.monotonic() + timeout
         while not self.ready():
             if time.monotonic() > deadline:
-                raise ServiceError(f"model '{self.model_name}' at {self.base} not ready after {timeout:.0f} s")
+                raise ServiceError(
+                    f"model '{self.model_name}' at {self.base} not ready after {timeout:.0f} s"
+                )
             time.sleep(0.25)
 
     # --- protocols ------------------------------------------------------------------------------------------
@@ -179,35 +193,94 @@ class ServingClient:
         if self.protocol == "v1":
             res = self.infer_v1([instance])
             pred = res["predictions"][0]
-            return Result(images=[decode_png(b) for b in pred.get("images", [])], seeds=pred.get("seeds", []),
-                          text=pred.get("text"), model_version=pred.get("model_version", ""),
-                          timings=pred.get("timings", {}), raw=pred)
+            return Result(
+                images=[decode_png(b) for b in pred.get("images", [])],
+                seeds=pred.get("seeds", []),
+                text=pred.get("text"),
+                model_version=pred.get("model_version", ""),
+                timings=pred.get("timings", {}),
+                raw=pred,
+            )
         res = self.infer_v2(instance)
         outs = {o["name"]: o["data"] for o in res.get("outputs", [])}
         params = res.get("parameters") or {}
-        timings = {k: params[k] for k in ("queue_ms", "inference_ms", "total_ms", "batch_images") if k in params}
+        timings = {
+            k: params[k] for k in ("queue_ms", "inference_ms", "total_ms", "batch_images") if k in params
+        }
         text = outs.get("text", [None])[0]
-        return Result(images=[decode_png(b) for b in outs.get("images", [])], seeds=list(outs.get("seeds", [])),
-                      text=text, model_version=res.get("model_version") or params.get("model_version", ""),
-                      timings=timings, raw=res)
+        return Result(
+            images=[decode_png(b) for b in outs.get("images", [])],
+            seeds=list(outs.get("seeds", [])),
+            text=text,
+            model_version=res.get("model_version") or params.get("model_version", ""),
+            timings=timings,
+            raw=res,
+        )
 
-    def generate(self, prompt: str, *, steps: int | None = None, guidance: float | None = None,
-                 width: int | None = None, height: int | None = None, seed: int | None = None,
-                 num_images: int = 1) -> Result:
-        return self.run({"prompt": prompt, "task": "t2i", "steps": steps, "guidance": guidance, "width": width,
-                         "height": height, "seed": seed, "num_images": num_images})
+    def generate(
+        self,
+        prompt: str,
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+        num_images: int = 1,
+    ) -> Result:
+        return self.run(
+            {
+                "prompt": prompt,
+                "task": "t2i",
+                "steps": steps,
+                "guidance": guidance,
+                "width": width,
+                "height": height,
+                "seed": seed,
+                "num_images": num_images,
+            }
+        )
 
-    def edit(self, instruction: str, image: PIL.Image.Image | bytes | str | Path, *, steps: int | None = None,
-             guidance: float | None = None, width: int | None = None, height: int | None = None,
-             seed: int | None = None, num_images: int = 1) -> Result:
-        return self.run({"prompt": instruction, "task": "edit", "image": image_b64(image), "steps": steps,
-                         "guidance": guidance, "width": width, "height": height, "seed": seed,
-                         "num_images": num_images})
+    def edit(
+        self,
+        instruction: str,
+        image: PIL.Image.Image | bytes | str | Path,
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+        num_images: int = 1,
+    ) -> Result:
+        return self.run(
+            {
+                "prompt": instruction,
+                "task": "edit",
+                "image": image_b64(image),
+                "steps": steps,
+                "guidance": guidance,
+                "width": width,
+                "height": height,
+                "seed": seed,
+                "num_images": num_images,
+            }
+        )
 
-    def understand(self, question: str, image: PIL.Image.Image | bytes | str | Path | None = None,
-                   max_new_tokens: int | None = None) -> Result:
-        return self.run({"prompt": question, "task": "understand",
-                         "image": image_b64(image) if image is not None else None, "max_new_tokens": max_new_tokens})
+    def understand(
+        self,
+        question: str,
+        image: PIL.Image.Image | bytes | str | Path | None = None,
+        max_new_tokens: int | None = None,
+    ) -> Result:
+        return self.run(
+            {
+                "prompt": question,
+                "task": "understand",
+                "image": image_b64(image) if image is not None else None,
+                "max_new_tokens": max_new_tokens,
+            }
+        )
 
 
 def save_result(result: Result, out_dir: str | Path, stem: str = "image") -> list[Path]:
@@ -224,18 +297,37 @@ def save_result(result: Result, out_dir: str | Path, stem: str = "image") -> lis
     return paths
 
 
-def remote_images(endpoint: str, prompts: list[str], *, n: int = 1, steps: int | None = None,
-                  guidance: float | None = None, seed: int = 0, size: int | None = None,
-                  image: PIL.Image.Image | None = None, cfg: ClientConfig | None = None,
-                  model_name: str | None = None, protocol: Literal["v1", "v2"] = "v1") -> list[PIL.Image.Image]:
+def remote_images(
+    endpoint: str,
+    prompts: list[str],
+    *,
+    n: int = 1,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+    size: int | None = None,
+    image: PIL.Image.Image | None = None,
+    cfg: ClientConfig | None = None,
+    model_name: str | None = None,
+    protocol: Literal["v1", "v2"] = "v1",
+) -> list[PIL.Image.Image]:
     """What `pipe(prompts, image=..., num_images_per_prompt=n, generator=[seed + i ...])` returns, from a server:
     prompt p's k-th image uses seed + p*n + k, as the local CLI's flat generator list does."""
     images: list[PIL.Image.Image] = []
     with ServingClient(endpoint, model_name, protocol, cfg) as client:
         for p, prompt in enumerate(prompts):
-            res = client.run({"prompt": prompt, "task": "edit" if image is not None else "t2i",
-                              "image": image_b64(image) if image is not None else None, "steps": steps,
-                              "guidance": guidance, "width": size, "height": size, "seed": seed + p * n,
-                              "num_images": n})
+            res = client.run(
+                {
+                    "prompt": prompt,
+                    "task": "edit" if image is not None else "t2i",
+                    "image": image_b64(image) if image is not None else None,
+                    "steps": steps,
+                    "guidance": guidance,
+                    "width": size,
+                    "height": size,
+                    "seed": seed + p * n,
+                    "num_images": n,
+                }
+            )
             images += res.images
     return images

@@ -55,13 +55,17 @@ def smoke_test(endpoint: str, model_name: str, cfg: ServeConfig, n: int | None =
     steps = min(2, cfg.limits.max_steps)
     prompts = ["a red circle", "a blue square on the left", "two green triangles"]
     try:
-        with ServingClient(endpoint, model_name, "v1", cfg.client) as v1, \
-                ServingClient(endpoint, model_name, "v2", cfg.client) as v2:
+        with (
+            ServingClient(endpoint, model_name, "v1", cfg.client) as v1,
+            ServingClient(endpoint, model_name, "v2", cfg.client) as v2,
+        ):
             first = None
             for i in range(n + 1):
                 client = v2 if i == n else v1
                 t0 = time.perf_counter()
-                out = client.generate(prompts[i % len(prompts)] if i < n else prompts[0], steps=steps, seed=1234)
+                out = client.generate(
+                    prompts[i % len(prompts)] if i < n else prompts[0], steps=steps, seed=1234
+                )
                 res.latencies_ms.append(round((time.perf_counter() - t0) * 1000, 2))
                 res.requests += 1
                 res.model_version = out.model_version
@@ -78,8 +82,9 @@ def smoke_test(endpoint: str, model_name: str, cfg: ServeConfig, n: int | None =
 
 
 # --- local ----------------------------------------------------------------------------------------------------
-def deploy_local(model: str, cfg: ServeConfig, preset: str = "ci", overrides: list[str] | None = None,
-                 replace: bool = True) -> dict[str, Any]:
+def deploy_local(
+    model: str, cfg: ServeConfig, preset: str = "ci", overrides: list[str] | None = None, replace: bool = True
+) -> dict[str, Any]:
     """Start (or replace) the detached server `cfg.model_name`, smoke-test it, and return the endpoint record.
     A failed smoke test stops the new server and raises `DeployError`."""
     from unipic.serving.server import read_record, start_detached, stop_detached
@@ -92,14 +97,28 @@ def deploy_local(model: str, cfg: ServeConfig, preset: str = "ci", overrides: li
     if not smoke.ok:
         stop_detached(cfg.state_dir, cfg.model_name, cfg.stop_timeout_s)
         raise DeployError(f"smoke test of {rec.url} failed, server stopped: {'; '.join(smoke.errors)}")
-    return {"mode": "local", "endpoint": rec.url, "model_name": rec.name, "pid": rec.pid, "model": rec.model,
-            "model_version": rec.model_version, "decision": "deployed", "smoke": smoke.to_dict(),
-            "v1_url": f"{rec.url}/v1/models/{rec.name}:predict", "v2_url": f"{rec.url}/v2/models/{rec.name}/infer"}
+    return {
+        "mode": "local",
+        "endpoint": rec.url,
+        "model_name": rec.name,
+        "pid": rec.pid,
+        "model": rec.model,
+        "model_version": rec.model_version,
+        "decision": "deployed",
+        "smoke": smoke.to_dict(),
+        "v1_url": f"{rec.url}/v1/models/{rec.name}:predict",
+        "v2_url": f"{rec.url}/v2/models/{rec.name}/infer",
+    }
 
 
 # --- the InferenceService spec --------------------------------------------------------------------------------
-def build_inference_service(cfg: DeployConfig, storage_uri: str | None = None, model_name: str = "unipic",
-                            preset: str = "base", canary_percent: int | None = None) -> Any:
+def build_inference_service(
+    cfg: DeployConfig,
+    storage_uri: str | None = None,
+    model_name: str = "unipic",
+    preset: str = "base",
+    canary_percent: int | None = None,
+) -> Any:
     """A `V1beta1InferenceService` for the custom UniPic predictor.
 
     `STORAGE_URI` on the container makes KServe run its storage-initializer with the ServiceAccount's S3 secret,
@@ -107,9 +126,12 @@ def build_inference_service(cfg: DeployConfig, storage_uri: str | None = None, m
     there. `timeout` is raised over KServe's 60 s default; one GPU per pod, bounded autoscaling.
     """
     import kubernetes.client as k8s
-    from kserve.models import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1PredictorSpec
 
-    from unipic.serving.kserve_import import constants
+    from unipic.serving.kserve_import import constants, kserve
+
+    V1beta1InferenceService = kserve.models.V1beta1InferenceService
+    V1beta1InferenceServiceSpec = kserve.models.V1beta1InferenceServiceSpec
+    V1beta1PredictorSpec = kserve.models.V1beta1PredictorSpec
 
     uri = storage_uri or cfg.storage_uri
     limits: dict[str, str] = {"cpu": cfg.cpu, "memory": cfg.memory}
@@ -119,20 +141,35 @@ def build_inference_service(cfg: DeployConfig, storage_uri: str | None = None, m
         name="kserve-container",
         image=cfg.image,
         command=["python", "-m", "unipic.serving.server"],
-        args=["--preset", preset, "--set", "serve.host=0.0.0.0", "--set", "serve.port=8080",
-              "--set", f"serve.model_name={model_name}"],
-        env=[k8s.V1EnvVar(name="STORAGE_URI", value=uri),
-             k8s.V1EnvVar(name="UNIPIC_NO_PROGRESS", value="1"),
-             k8s.V1EnvVar(name="HF_HUB_OFFLINE", value="1")],
+        args=[
+            "--preset",
+            preset,
+            "--set",
+            "serve.host=0.0.0.0",
+            "--set",
+            "serve.port=8080",
+            "--set",
+            f"serve.model_name={model_name}",
+        ],
+        env=[
+            k8s.V1EnvVar(name="STORAGE_URI", value=uri),
+            k8s.V1EnvVar(name="UNIPIC_NO_PROGRESS", value="1"),
+            k8s.V1EnvVar(name="HF_HUB_OFFLINE", value="1"),
+        ],
         ports=[k8s.V1ContainerPort(container_port=8080, name="http1", protocol="TCP")],
         resources=k8s.V1ResourceRequirements(requests=dict(limits), limits=dict(limits)),
         # 503 until the model is downloaded, loaded and warmed up: no traffic reaches a cold pod.
-        readiness_probe=k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path=f"/v2/models/{model_name}/ready", port=8080),
-                                    period_seconds=10, failure_threshold=3),
+        readiness_probe=k8s.V1Probe(
+            http_get=k8s.V1HTTPGetAction(path=f"/v2/models/{model_name}/ready", port=8080),
+            period_seconds=10,
+            failure_threshold=3,
+        ),
     )
     annotations = {"serving.kserve.io/deploymentMode": cfg.deployment_mode}
     if cfg.deployment_mode == "Serverless":
-        annotations["serving.kserve.io/enable-tag-routing"] = "true"  # the canary gets its own URL to smoke-test
+        annotations["serving.kserve.io/enable-tag-routing"] = (
+            "true"  # the canary gets its own URL to smoke-test
+        )
         annotations["autoscaling.knative.dev/target"] = str(max(1, cfg.container_concurrency))
     predictor = V1beta1PredictorSpec(
         containers=[container],
@@ -144,12 +181,18 @@ def build_inference_service(cfg: DeployConfig, storage_uri: str | None = None, m
         canary_traffic_percent=canary_percent,
         node_selector={"nvidia.com/gpu.present": "true"} if cfg.gpus else None,
         tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
-        if cfg.gpus else None,
+        if cfg.gpus
+        else None,
     )
     return V1beta1InferenceService(
-        api_version=constants.KSERVE_V1BETA1, kind=constants.KSERVE_KIND_INFERENCESERVICE,
-        metadata=k8s.V1ObjectMeta(name=cfg.name, namespace=cfg.namespace, annotations=annotations,
-                                  labels={"app.kubernetes.io/part-of": "unipic", "app.kubernetes.io/component": "serve"}),
+        api_version=constants.KSERVE_V1BETA1,
+        kind=constants.KSERVE_KIND_INFERENCESERVICE,
+        metadata=k8s.V1ObjectMeta(
+            name=cfg.name,
+            namespace=cfg.namespace,
+            annotations=annotations,
+            labels={"app.kubernetes.io/part-of": "unipic", "app.kubernetes.io/component": "serve"},
+        ),
         spec=V1beta1InferenceServiceSpec(predictor=predictor),
     )
 
@@ -164,23 +207,36 @@ def to_dict(obj: Any) -> dict[str, Any]:
 def service_account(cfg: DeployConfig) -> dict[str, Any]:
     """The predictor's ServiceAccount: lists the S3 secret and carries KServe's S3 annotations (the
     storage-initializer reads them from the secret or the ServiceAccount; s3_service_account.go)."""
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": cfg.service_account, "namespace": cfg.namespace, "annotations": s3_annotations(cfg)},
-            "secrets": [{"name": cfg.s3_secret}]}
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": cfg.service_account,
+            "namespace": cfg.namespace,
+            "annotations": s3_annotations(cfg),
+        },
+        "secrets": [{"name": cfg.s3_secret}],
+    }
 
 
 def s3_annotations(cfg: DeployConfig) -> dict[str, str]:
-    return {"serving.kserve.io/s3-endpoint": cfg.s3_endpoint,
-            "serving.kserve.io/s3-usehttps": "1" if cfg.s3_use_https else "0",
-            "serving.kserve.io/s3-verifyssl": "1" if cfg.s3_use_https else "0",
-            "serving.kserve.io/s3-region": "us-east-1"}
+    return {
+        "serving.kserve.io/s3-endpoint": cfg.s3_endpoint,
+        "serving.kserve.io/s3-usehttps": "1" if cfg.s3_use_https else "0",
+        "serving.kserve.io/s3-verifyssl": "1" if cfg.s3_use_https else "0",
+        "serving.kserve.io/s3-region": "us-east-1",
+    }
 
 
 def s3_secret_example(cfg: DeployConfig) -> dict[str, Any]:
     """The secret's shape (created out of band, never committed with values)."""
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": cfg.s3_secret, "namespace": cfg.namespace, "annotations": s3_annotations(cfg)},
-            "stringData": {"AWS_ACCESS_KEY_ID": "REPLACE_ME", "AWS_SECRET_ACCESS_KEY": "REPLACE_ME"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": cfg.s3_secret, "namespace": cfg.namespace, "annotations": s3_annotations(cfg)},
+        "stringData": {"AWS_ACCESS_KEY_ID": "REPLACE_ME", "AWS_SECRET_ACCESS_KEY": "REPLACE_ME"},
+    }
 
 
 def render_manifests(cfg: DeployConfig, model_name: str = "unipic", preset: str = "base") -> dict[str, str]:
@@ -192,12 +248,18 @@ def render_manifests(cfg: DeployConfig, model_name: str = "unipic", preset: str 
     def dump(doc: dict[str, Any]) -> str:
         return header.format(p=preset) + yaml.safe_dump(doc, sort_keys=False)
 
-    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                     "namespace": cfg.namespace, "resources": ["serviceaccount.yaml", "inferenceservice.yaml"]}
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": cfg.namespace,
+        "resources": ["serviceaccount.yaml", "inferenceservice.yaml"],
+    }
     return {
         "kustomization.yaml": dump(kustomization),
         "serviceaccount.yaml": dump(service_account(cfg)),
-        "inferenceservice.yaml": dump(to_dict(build_inference_service(cfg, model_name=model_name, preset=preset))),
+        "inferenceservice.yaml": dump(
+            to_dict(build_inference_service(cfg, model_name=model_name, preset=preset))
+        ),
         "s3-secret.example.yaml": dump(s3_secret_example(cfg)),
     }
 
@@ -210,7 +272,9 @@ class KServeAPI(Protocol):
 
     def create(self, inferenceservice: Any, namespace: str | None = None, **kw: Any) -> dict[str, Any]: ...
 
-    def patch(self, name: str, inferenceservice: Any, namespace: str | None = None, **kw: Any) -> dict[str, Any]: ...
+    def patch(
+        self, name: str, inferenceservice: Any, namespace: str | None = None, **kw: Any
+    ) -> dict[str, Any]: ...
 
 
 def _get_or_none(api: KServeAPI, name: str, namespace: str) -> dict[str, Any] | None:
@@ -236,14 +300,24 @@ def _is_ready(obj: dict[str, Any]) -> bool:
 
 def _failure(obj: dict[str, Any]) -> str | None:
     for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("status") == "False" and c.get("reason") in ("RevisionFailed", "InternalError", "ModelLoadFailed"):
+        if c.get("status") == "False" and c.get("reason") in (
+            "RevisionFailed",
+            "InternalError",
+            "ModelLoadFailed",
+        ):
             return f"{c.get('type')}: {c.get('reason')}: {c.get('message', '')}"
     return None
 
 
-def wait_ready(api: KServeAPI, name: str, namespace: str, timeout_s: float, poll_s: float,
-               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic
-               ) -> dict[str, Any]:
+def wait_ready(
+    api: KServeAPI,
+    name: str,
+    namespace: str,
+    timeout_s: float,
+    poll_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
     deadline = clock() + timeout_s
     while True:
         obj = api.get(name, namespace=namespace)
@@ -253,8 +327,10 @@ def wait_ready(api: KServeAPI, name: str, namespace: str, timeout_s: float, poll
         if failed:
             raise DeployError(f"InferenceService {namespace}/{name} failed: {failed}")
         if clock() >= deadline:
-            raise DeployError(f"InferenceService {namespace}/{name} not ready after {timeout_s:.0f} s "
-                              "(serve.deploy.ready_timeout_s); `kubectl describe isvc` shows why")
+            raise DeployError(
+                f"InferenceService {namespace}/{name} not ready after {timeout_s:.0f} s "
+                "(serve.deploy.ready_timeout_s); `kubectl describe isvc` shows why"
+            )
         sleep(poll_s)
 
 
@@ -273,8 +349,8 @@ def endpoint_urls(obj: dict[str, Any]) -> tuple[str, str]:
 class ClusterDeployment:
     name: str
     namespace: str
-    action: str          # "created" | "canary" | "rollout"
-    decision: str        # "promoted" | "rolled_back" | "failed"
+    action: str  # "created" | "canary" | "rollout"
+    decision: str  # "promoted" | "rolled_back" | "failed"
     endpoint: str
     canary_url: str
     storage_uri: str
@@ -285,9 +361,15 @@ class ClusterDeployment:
         return asdict(self)
 
 
-def deploy_cluster(storage_uri: str, cfg: ServeConfig, api: KServeAPI, preset: str = "base",
-                   smoke: Callable[[str], SmokeResult] | None = None, sleep: Callable[[float], None] = time.sleep,
-                   clock: Callable[[], float] = time.monotonic) -> ClusterDeployment:
+def deploy_cluster(
+    storage_uri: str,
+    cfg: ServeConfig,
+    api: KServeAPI,
+    preset: str = "base",
+    smoke: Callable[[str], SmokeResult] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ClusterDeployment:
     """Create or canary-update the InferenceService, wait, smoke-test the new revision, promote or roll back.
     Raises `DeployError` after rolling back, so a pipeline run shows the failure."""
     d = cfg.deploy
@@ -325,16 +407,28 @@ def deploy_cluster(storage_uri: str, cfg: ServeConfig, api: KServeAPI, preset: s
             decision = "rolled_back"
         else:
             decision = "failed"
-    dep = ClusterDeployment(name=d.name, namespace=d.namespace, action=action, decision=decision, endpoint=main,
-                            canary_url=latest, storage_uri=storage_uri, smoke=result.to_dict(), calls=calls)
+    dep = ClusterDeployment(
+        name=d.name,
+        namespace=d.namespace,
+        action=action,
+        decision=decision,
+        endpoint=main,
+        canary_url=latest,
+        storage_uri=storage_uri,
+        smoke=result.to_dict(),
+        calls=calls,
+    )
     if decision != "promoted":
-        raise DeployError(f"smoke test of {latest} failed ({'; '.join(result.errors)}); decision: {decision}. "
-                          f"Record: {dep.to_dict()}")
+        raise DeployError(
+            f"smoke test of {latest} failed ({'; '.join(result.errors)}); decision: {decision}. "
+            f"Record: {dep.to_dict()}"
+        )
     return dep
 
 
-def _roll_back(api: KServeAPI, d: DeployConfig, existing: dict[str, Any], canary_mode: bool,
-               calls: list[str]) -> None:
+def _roll_back(
+    api: KServeAPI, d: DeployConfig, existing: dict[str, Any], canary_mode: bool, calls: list[str]
+) -> None:
     if canary_mode:
         api.patch(d.name, {"spec": {"predictor": {"canaryTrafficPercent": 0}}}, namespace=d.namespace)
         calls.append("rollback: 0% to the new revision (traffic pinned to the previous one)")
@@ -347,9 +441,11 @@ def _roll_back(api: KServeAPI, d: DeployConfig, existing: dict[str, Any], canary
 def kserve_client() -> KServeAPI:
     """The real client (in-cluster config in a pod, else ~/.kube/config)."""
     try:
-        from kserve import KServeClient
+        from unipic.serving.kserve_import import kserve
 
-        return KServeClient()
+        return kserve.KServeClient()
     except Exception as exc:  # noqa: BLE001 - kubernetes config errors have many types
-        raise ServiceError(f"cannot reach a Kubernetes API ({type(exc).__name__}: {exc}); run in a pod with a "
-                           "ServiceAccount allowed to manage InferenceServices, or set KUBECONFIG") from None
+        raise ServiceError(
+            f"cannot reach a Kubernetes API ({type(exc).__name__}: {exc}); run in a pod with a "
+            "ServiceAccount allowed to manage InferenceServices, or set KUBECONFIG"
+        ) from None

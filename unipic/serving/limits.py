@@ -64,43 +64,65 @@ class Job:
 def decode_image(b64: str, limits: LimitsConfig, field_name: str = "image") -> PIL.Image.Image:
     """Base64 PNG/JPEG -> RGB image. Malformed base64 or a non-image/truncated file -> 400; too large -> 422."""
     if len(b64) > limits.max_image_bytes * 4 // 3 + 8:
-        raise RequestError(422, f"{field_name}: about {len(b64) * 3 // 4} bytes is over the limit "
-                           f"max_image_bytes={limits.max_image_bytes}", field=field_name)
+        raise RequestError(
+            422,
+            f"{field_name}: about {len(b64) * 3 // 4} bytes is over the limit "
+            f"max_image_bytes={limits.max_image_bytes}",
+            field=field_name,
+        )
     try:
         raw = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
-        raise RequestError(400, f"{field_name}: not valid base64 (standard alphabet, with padding)",
-                           field=field_name) from None
+        raise RequestError(
+            400, f"{field_name}: not valid base64 (standard alphabet, with padding)", field=field_name
+        ) from None
     if len(raw) > limits.max_image_bytes:
-        raise RequestError(422, f"{field_name}: {len(raw)} bytes is over the limit "
-                           f"max_image_bytes={limits.max_image_bytes}", field=field_name)
+        raise RequestError(
+            422,
+            f"{field_name}: {len(raw)} bytes is over the limit max_image_bytes={limits.max_image_bytes}",
+            field=field_name,
+        )
     top = limits.max_side * MAX_SOURCE_FACTOR
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
             img = PIL.Image.open(io.BytesIO(raw))
             if img.format not in ("PNG", "JPEG", "WEBP"):
-                raise RequestError(400, f"{field_name}: a {img.format} file; send PNG, JPEG or WebP", field=field_name)
+                raise RequestError(
+                    400, f"{field_name}: a {img.format} file; send PNG, JPEG or WebP", field=field_name
+                )
             w, h = img.size
             if w > top or h > top:
-                raise RequestError(422, f"{field_name}: {w}x{h} px is over the limit {top} px per side "
-                                   f"({MAX_SOURCE_FACTOR} x max_side={limits.max_side})", field=field_name)
+                raise RequestError(
+                    422,
+                    f"{field_name}: {w}x{h} px is over the limit {top} px per side "
+                    f"({MAX_SOURCE_FACTOR} x max_side={limits.max_side})",
+                    field=field_name,
+                )
             img.load()
             return img.convert("RGB")
     except RequestError:
         raise
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files; all are the client's
-        raise RequestError(400, f"{field_name}: not a decodable image, or truncated ({type(exc).__name__}: {exc})",
-                           field=field_name) from None
+        raise RequestError(
+            400,
+            f"{field_name}: not a decodable image, or truncated ({type(exc).__name__}: {exc})",
+            field=field_name,
+        ) from None
 
 
 def _check_side(name: str, value: int, limits: LimitsConfig, geo: ModelGeometry) -> None:
     top = min(limits.max_side, geo.max_side)
     if value <= 0 or value % geo.multiple:
-        raise RequestError(422, f"{name}={value} must be a positive multiple of {geo.multiple} for this model",
-                           field=name)
+        raise RequestError(
+            422, f"{name}={value} must be a positive multiple of {geo.multiple} for this model", field=name
+        )
     if value > top:
-        which = f"max_side={limits.max_side}" if limits.max_side <= geo.max_side else f"the model's {geo.max_side}"
+        which = (
+            f"max_side={limits.max_side}"
+            if limits.max_side <= geo.max_side
+            else f"the model's {geo.max_side}"
+        )
         raise RequestError(422, f"{name}={value} is over the limit {which}", field=name)
 
 
@@ -114,14 +136,20 @@ def resolve(inst: Instance, limits: LimitsConfig, defaults: DefaultsConfig, geo:
     """Fill defaults and enforce every limit; raises `RequestError` naming the field and the limit."""
     task = inst.task or ("edit" if inst.image else "t2i")
     if task == "understand" and not geo.can_understand:
-        raise RequestError(422, "task=understand needs a MetaQuery model; this server holds a Kontext model",
-                           field="task")
+        raise RequestError(
+            422, "task=understand needs a MetaQuery model; this server holds a Kontext model", field="task"
+        )
     prompt = inst.prompt
     if prompt is None or not prompt.strip():
-        raise RequestError(422, "prompt (or instruction/question) is required and must not be blank", field="prompt")
+        raise RequestError(
+            422, "prompt (or instruction/question) is required and must not be blank", field="prompt"
+        )
     if len(prompt) > limits.max_prompt_chars:
-        raise RequestError(422, f"prompt: {len(prompt)} characters is over the limit "
-                           f"max_prompt_chars={limits.max_prompt_chars}", field="prompt")
+        raise RequestError(
+            422,
+            f"prompt: {len(prompt)} characters is over the limit max_prompt_chars={limits.max_prompt_chars}",
+            field="prompt",
+        )
     if "\x00" in prompt:
         raise RequestError(422, "prompt: contains a NUL character", field="prompt")
     if task == "edit" and not inst.image:
@@ -134,15 +162,22 @@ def resolve(inst: Instance, limits: LimitsConfig, defaults: DefaultsConfig, geo:
         raise RequestError(422, f"steps={steps} is outside 1..{limits.max_steps} (max_steps)", field="steps")
     guidance = defaults.guidance_scale if inst.guidance is None else inst.guidance
     if not 0 <= guidance <= limits.max_guidance:  # also refuses NaN
-        raise RequestError(422, f"guidance={guidance} is outside 0..{limits.max_guidance} (max_guidance)",
-                           field="guidance")
+        raise RequestError(
+            422, f"guidance={guidance} is outside 0..{limits.max_guidance} (max_guidance)", field="guidance"
+        )
     if not 1 <= inst.num_images <= limits.max_images:
-        raise RequestError(422, f"num_images={inst.num_images} is outside 1..{limits.max_images} (max_images)",
-                           field="num_images")
+        raise RequestError(
+            422,
+            f"num_images={inst.num_images} is outside 1..{limits.max_images} (max_images)",
+            field="num_images",
+        )
     new_tokens = defaults.max_new_tokens if inst.max_new_tokens is None else inst.max_new_tokens
     if not 1 <= new_tokens <= limits.max_new_tokens:
-        raise RequestError(422, f"max_new_tokens={new_tokens} is outside 1..{limits.max_new_tokens} "
-                           "(max_new_tokens)", field="max_new_tokens")
+        raise RequestError(
+            422,
+            f"max_new_tokens={new_tokens} is outside 1..{limits.max_new_tokens} (max_new_tokens)",
+            field="max_new_tokens",
+        )
 
     image = decode_image(inst.image, limits) if inst.image else None
     if task == "edit" and image is not None and inst.width is None and inst.height is None:
@@ -159,5 +194,15 @@ def resolve(inst: Instance, limits: LimitsConfig, defaults: DefaultsConfig, geo:
     seed = secrets.randbits(31) if inst.seed is None else inst.seed
     if seed + inst.num_images > 2**63 - 1:
         raise RequestError(422, f"seed={seed}: seed + num_images must stay below 2**63", field="seed")
-    return Job(task=task, prompt=prompt, image=image, steps=steps, guidance=float(guidance), width=width,
-               height=height, seed=seed, num_images=inst.num_images, max_new_tokens=new_tokens)
+    return Job(
+        task=task,
+        prompt=prompt,
+        image=image,
+        steps=steps,
+        guidance=float(guidance),
+        width=width,
+        height=height,
+        seed=seed,
+        num_images=inst.num_images,
+        max_new_tokens=new_tokens,
+    )

@@ -14,14 +14,23 @@ from typing import Any
 
 def _model_class(name: str) -> type | None:
     import kubernetes.client.models as k8s
-    import kserve.models as ks
+
+    from unipic.serving.kserve_import import kserve
+
+    ks = kserve.models
 
     return getattr(ks, name, None) or getattr(k8s, name, None)
 
 
 _SCALARS: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "bool": (bool,), "float": (int, float), "object": (object,),
-    "datetime": (str,), "date": (str,), "ResourceQuantity": (str, int, float),
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "float": (int, float),
+    "object": (object,),
+    "datetime": (str,),
+    "date": (str,),
+    "ResourceQuantity": (str, int, float),
 }
 
 

@@ -21,15 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from unipic.serving.kserve_import import kserve  # first: guards sys.argv
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse  # noqa: E402
-
 from unipic.config.serve import ServeConfig
 from unipic.config.store import StoreConfig
 from unipic.errors import ServiceError
 from unipic.logging import get_logger
 from unipic.serving import metrics
 from unipic.serving.batching import BatchInfo, MicroBatcher
+from unipic.serving.kserve_import import InferOutput, InferRequest, InferResponse, kserve
 from unipic.serving.limits import Job, ModelGeometry, resolve
 from unipic.serving.schemas import RequestError, parse_v1, parse_v2, response_v1
 
@@ -39,8 +37,9 @@ KSERVE_MODEL_DIR = Path("/mnt/models")
 """Where KServe's storage-initializer puts `STORAGE_URI` (predictor_custom.go)."""
 
 
-def resolve_model_dir(model: str | Path | None, store_cfg: StoreConfig | None = None,
-                      cache_dir: str | Path | None = None) -> Path:
+def resolve_model_dir(
+    model: str | Path | None, store_cfg: StoreConfig | None = None, cache_dir: str | Path | None = None
+) -> Path:
     """A folder, an s3:// URI (fetched and verified through our store), or, with no argument, the cluster's
     storage-initializer download (`/mnt/models`), else `$STORAGE_URI` fetched here."""
     from unipic.storage import materialize
@@ -54,8 +53,10 @@ def resolve_model_dir(model: str | Path | None, store_cfg: StoreConfig | None = 
         model = env
     path = materialize(model, store_cfg, cache_dir)
     if not (Path(path) / "model_index.json").is_file():
-        raise ServiceError(f"{model} is not a model folder (no model_index.json); serve the output of "
-                           "`unipic models bootstrap`, a training stage, or a published s3:// model URI")
+        raise ServiceError(
+            f"{model} is not a model folder (no model_index.json); serve the output of "
+            "`unipic models bootstrap`, a training stage, or a published s3:// model URI"
+        )
     return Path(path)
 
 
@@ -87,8 +88,14 @@ def encode_png(image: Any) -> str:
 class UniPicPredictor(kserve.Model):
     """A kserve.Model over `unipic.pipelines.load_pipeline`. Pass `pipeline=` to serve an in-memory pipeline."""
 
-    def __init__(self, name: str, model: str | Path | None, cfg: ServeConfig, store_cfg: StoreConfig | None = None,
-                 pipeline: Any = None):
+    def __init__(
+        self,
+        name: str,
+        model: str | Path | None,
+        cfg: ServeConfig,
+        store_cfg: StoreConfig | None = None,
+        pipeline: Any = None,
+    ):
         super().__init__(name)
         self.model_ref = model
         self.cfg = cfg
@@ -111,20 +118,24 @@ class UniPicPredictor(kserve.Model):
         if self.pipe is None:
             from unipic.pipelines.metaquery import load_pipeline
 
-            self.model_dir = resolve_model_dir(self.model_ref, self.store_cfg,
-                                               self.store_cfg.cache_dir if self.store_cfg else None)
+            self.model_dir = resolve_model_dir(
+                self.model_ref, self.store_cfg, self.store_cfg.cache_dir if self.store_cfg else None
+            )
             log.info("loading %s", self.model_dir)
             self.pipe = load_pipeline(self.model_dir)
             self.version = model_version(self.model_dir)
         if hasattr(self.pipe, "set_progress_bar_config"):
             self.pipe.set_progress_bar_config(disable=True)
         self.geometry = ModelGeometry(
-            multiple=self.pipe.size_multiple, max_side=self.pipe.max_image_side,
-            default_side=self.pipe.default_image_size, can_understand=hasattr(self.pipe, "understand"),
+            multiple=self.pipe.size_multiple,
+            max_side=self.pipe.max_image_side,
+            default_side=self.pipe.default_image_size,
+            can_understand=hasattr(self.pipe, "understand"),
         )
         labels = {"model_name": self.name}
         self.batcher = MicroBatcher(
-            self.run_batch, self.cfg.batching,
+            self.run_batch,
+            self.cfg.batching,
             on_depth=lambda n: metrics.QUEUE_DEPTH.labels(**labels).set(n),
             on_batch=lambda n: metrics.BATCH_SIZE.labels(**labels).observe(n),
         )
@@ -139,8 +150,18 @@ class UniPicPredictor(kserve.Model):
         """One smallest generation: first-call costs (allocator, kernels, lazy init) are paid before ready."""
         assert self.geometry is not None
         side = self.geometry.default_side
-        job = Job(task="t2i", prompt="warm up", image=None, steps=1, guidance=1.0, width=side, height=side,
-                  seed=0, num_images=1, max_new_tokens=1)
+        job = Job(
+            task="t2i",
+            prompt="warm up",
+            image=None,
+            steps=1,
+            guidance=1.0,
+            width=side,
+            height=side,
+            seed=0,
+            num_images=1,
+            max_new_tokens=1,
+        )
         self.run_batch([job])
 
     def stop(self) -> None:
@@ -151,16 +172,26 @@ class UniPicPredictor(kserve.Model):
     # --- V2 model metadata (`GET /v2/models/NAME`): what a generic V2 client needs to build a request -------
     def get_input_types(self) -> list[dict[str, Any]]:
         text, num = ("BYTES", [1]), [1]
-        inputs = [("prompt", *text), ("image", *text), ("task", *text), ("steps", "INT32", num),
-                  ("guidance", "FP32", num), ("width", "INT32", num), ("height", "INT32", num),
-                  ("seed", "INT64", num), ("num_images", "INT32", num)]
+        inputs = [
+            ("prompt", *text),
+            ("image", *text),
+            ("task", *text),
+            ("steps", "INT32", num),
+            ("guidance", "FP32", num),
+            ("width", "INT32", num),
+            ("height", "INT32", num),
+            ("seed", "INT64", num),
+            ("num_images", "INT32", num),
+        ]
         if self.geometry is not None and self.geometry.can_understand:
             inputs.append(("max_new_tokens", "INT32", num))
         return [{"name": n, "datatype": d, "shape": s} for n, d, s in inputs]
 
     def get_output_types(self) -> list[dict[str, Any]]:
-        outputs = [{"name": "images", "datatype": "BYTES", "shape": [-1]},
-                   {"name": "seeds", "datatype": "INT64", "shape": [-1]}]
+        outputs = [
+            {"name": "images", "datatype": "BYTES", "shape": [-1]},
+            {"name": "seeds", "datatype": "INT64", "shape": [-1]},
+        ]
         if self.geometry is not None and self.geometry.can_understand:
             outputs.append({"name": "text", "datatype": "BYTES", "shape": [1]})
         return outputs
@@ -174,8 +205,9 @@ class UniPicPredictor(kserve.Model):
         first = jobs[0]
         t0 = time.perf_counter()
         if first.task == "understand":
-            answers = self.pipe.understand([j.image for j in jobs], [j.prompt for j in jobs],
-                                           max_new_tokens=first.max_new_tokens)
+            answers = self.pipe.understand(
+                [j.image for j in jobs], [j.prompt for j in jobs], max_new_tokens=first.max_new_tokens
+            )
             model_ms = round((time.perf_counter() - t0) * 1000, 3)
             return [{"text": a, "model_ms": model_ms} for a in answers]
         prompts, images, gens, seeds = [], [], [], []
@@ -186,14 +218,20 @@ class UniPicPredictor(kserve.Model):
                 seeds.append(j.seed + k)
                 gens.append(torch.Generator().manual_seed(j.seed + k))
         out = self.pipe(
-            prompts, image=images if first.task == "edit" else None, height=first.height, width=first.width,
-            num_inference_steps=first.steps, guidance_scale=first.guidance, num_images_per_prompt=1,
-            generator=gens, output_type="pil",
+            prompts,
+            image=images if first.task == "edit" else None,
+            height=first.height,
+            width=first.width,
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance,
+            num_images_per_prompt=1,
+            generator=gens,
+            output_type="pil",
         ).images
         results, i = [], 0
         for j in jobs:
             n = j.num_images
-            results.append({"images": [encode_png(im) for im in out[i:i + n]], "seeds": seeds[i:i + n]})
+            results.append({"images": [encode_png(im) for im in out[i : i + n]], "seeds": seeds[i : i + n]})
             i += n
         model_ms = round((time.perf_counter() - t0) * 1000, 3)
         return [{**r, "model_ms": model_ms} for r in results]
@@ -224,16 +262,27 @@ class UniPicPredictor(kserve.Model):
     def _describe(self, job: Job, result: dict[str, Any], info: BatchInfo, total: float) -> dict[str, Any]:
         result = dict(result)
         model_ms = result.pop("model_ms", None)
-        out: dict[str, Any] = {"task": job.task, **result, "model_version": self.version,
-                               "timings": {"queue_ms": round(info.queue_s * 1000, 3),
-                                           "inference_ms": round(info.run_s * 1000, 3), "model_ms": model_ms,
-                                           "total_ms": round(total * 1000, 3), "batch_images": info.size}}
+        out: dict[str, Any] = {
+            "task": job.task,
+            **result,
+            "model_version": self.version,
+            "timings": {
+                "queue_ms": round(info.queue_s * 1000, 3),
+                "inference_ms": round(info.run_s * 1000, 3),
+                "model_ms": model_ms,
+                "total_ms": round(total * 1000, 3),
+                "batch_images": info.size,
+            },
+        }
         if job.task != "understand":
-            out.update(seed=job.seed, width=job.width, height=job.height, steps=job.steps, guidance=job.guidance)
+            out.update(
+                seed=job.seed, width=job.width, height=job.height, steps=job.steps, guidance=job.guidance
+            )
         return out
 
-    async def predict(self, payload: dict | InferRequest | bytes, headers: dict[str, str] | None = None
-                      ) -> dict | InferResponse:
+    async def predict(
+        self, payload: dict | InferRequest | bytes, headers: dict[str, str] | None = None
+    ) -> dict | InferResponse:
         if not self.ready:
             raise kserve.errors.ModelNotReady(self.name, "warming up")
         if isinstance(payload, InferRequest):
@@ -248,11 +297,21 @@ class UniPicPredictor(kserve.Model):
             outputs = [InferOutput("text", [1], "BYTES", data=[res["text"]])]
         else:
             n = len(res["images"])
-            outputs = [InferOutput("images", [n], "BYTES", data=res["images"]),
-                       InferOutput("seeds", [n], "INT64", data=res["seeds"])]
-        params: dict[str, Any] = {"model_version": self.version, "task": job.task,
-                                  **{k: v for k, v in res["timings"].items()}}
+            outputs = [
+                InferOutput("images", [n], "BYTES", data=res["images"]),
+                InferOutput("seeds", [n], "INT64", data=res["seeds"]),
+            ]
+        params: dict[str, Any] = {
+            "model_version": self.version,
+            "task": job.task,
+            **{k: v for k, v in res["timings"].items()},
+        }
         if job.task != "understand":
             params.update(seed=job.seed, width=job.width, height=job.height, steps=job.steps)
-        return InferResponse(response_id=request.id or uuid.uuid4().hex, model_name=self.name,
-                             infer_outputs=outputs, model_version=self.version, parameters=params)
+        return InferResponse(
+            response_id=request.id or uuid.uuid4().hex,
+            model_name=self.name,
+            infer_outputs=outputs,
+            model_version=self.version,
+            parameters=params,
+        )

@@ -34,8 +34,12 @@ class Instance(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    prompt: str | None = Field(default=None, validation_alias=AliasChoices("prompt", "instruction", "question"))
-    image: str | None = Field(default=None, description="base64 PNG/JPEG source image (editing, understanding)")
+    prompt: str | None = Field(
+        default=None, validation_alias=AliasChoices("prompt", "instruction", "question")
+    )
+    image: str | None = Field(
+        default=None, description="base64 PNG/JPEG source image (editing, understanding)"
+    )
     task: Literal["t2i", "edit", "understand"] | None = None
     steps: int | None = Field(default=None, validation_alias=AliasChoices("steps", "num_inference_steps"))
     guidance: float | None = Field(default=None, validation_alias=AliasChoices("guidance", "guidance_scale"))
@@ -51,8 +55,10 @@ def _describe(exc: ValidationError, where: str) -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(body)"
         if err["type"] == "extra_forbidden":
-            allowed = "prompt|instruction|question, image, task, steps, guidance, width, height, seed, num_images, " \
-                      "max_new_tokens"
+            allowed = (
+                "prompt|instruction|question, image, task, steps, guidance, width, height, seed, num_images, "
+                "max_new_tokens"
+            )
             parts.append(f"{where}{loc}: unknown field; allowed: {allowed}")
         else:
             parts.append(f"{where}{loc}: {err['msg']}")
@@ -73,7 +79,9 @@ def parse_instance(raw: Any, where: str = "") -> Instance:
 
 def parse_v1(payload: Any, max_instances: int) -> list[Instance]:
     if isinstance(payload, (bytes, bytearray)):
-        raise RequestError(400, "the body must be JSON (Content-Type: application/json) with an 'instances' list")
+        raise RequestError(
+            400, "the body must be JSON (Content-Type: application/json) with an 'instances' list"
+        )
     if not isinstance(payload, dict) or "instances" not in payload:
         raise RequestError(422, "the body must be a JSON object with an 'instances' list", field="instances")
     extra = set(payload) - {"instances", "parameters"}
@@ -83,26 +91,46 @@ def parse_v1(payload: Any, max_instances: int) -> list[Instance]:
     if not isinstance(instances, list) or not instances:
         raise RequestError(422, "'instances' must be a non-empty list", field="instances")
     if len(instances) > max_instances:
-        raise RequestError(422, f"instances: {len(instances)} is over the limit max_instances={max_instances}",
-                           field="instances")
+        raise RequestError(
+            422,
+            f"instances: {len(instances)} is over the limit max_instances={max_instances}",
+            field="instances",
+        )
     params = payload.get("parameters") or {}
     if not isinstance(params, dict):
-        raise RequestError(422, "'parameters' must be an object of defaults for every instance", field="parameters")
-    return [parse_instance({**params, **inst} if isinstance(inst, dict) else inst, f"instances[{i}].")
-            for i, inst in enumerate(instances)]
+        raise RequestError(
+            422, "'parameters' must be an object of defaults for every instance", field="parameters"
+        )
+    return [
+        parse_instance({**params, **inst} if isinstance(inst, dict) else inst, f"instances[{i}].")
+        for i, inst in enumerate(instances)
+    ]
 
 
 V2_SCALARS: dict[str, type] = {
-    "prompt": str, "instruction": str, "question": str, "image": str, "task": str, "steps": int,
-    "num_inference_steps": int, "guidance": float, "guidance_scale": float, "width": int, "height": int,
-    "seed": int, "num_images": int, "num_images_per_prompt": int, "max_new_tokens": int,
+    "prompt": str,
+    "instruction": str,
+    "question": str,
+    "image": str,
+    "task": str,
+    "steps": int,
+    "num_inference_steps": int,
+    "guidance": float,
+    "guidance_scale": float,
+    "width": int,
+    "height": int,
+    "seed": int,
+    "num_images": int,
+    "num_images_per_prompt": int,
+    "max_new_tokens": int,
 }
 
 
 def _scalar(name: str, values: list[Any]) -> Any:
     if len(values) != 1:
-        raise RequestError(422, f"input '{name}': expected exactly one element (shape [1]), got {len(values)}",
-                           field=name)
+        raise RequestError(
+            422, f"input '{name}': expected exactly one element (shape [1]), got {len(values)}", field=name
+        )
     value = values[0]
     if isinstance(value, (bytes, bytearray)):
         try:
@@ -123,13 +151,18 @@ def parse_v2(request: Any) -> Instance:
     for inp in request.inputs:
         name = inp.name
         if name not in V2_SCALARS:
-            raise RequestError(422, f"unknown input '{name}'; allowed inputs: {', '.join(V2_SCALARS)}", field=name)
+            raise RequestError(
+                422, f"unknown input '{name}'; allowed inputs: {', '.join(V2_SCALARS)}", field=name
+            )
         try:
             arr = inp.as_numpy()
             values = list(arr.reshape(-1))
         except Exception as exc:  # noqa: BLE001 - any undecodable tensor is the client's error
-            raise RequestError(400, f"input '{name}': data does not match shape {inp.shape} and datatype "
-                               f"{inp.datatype} ({exc})", field=name) from None
+            raise RequestError(
+                400,
+                f"input '{name}': data does not match shape {inp.shape} and datatype {inp.datatype} ({exc})",
+                field=name,
+            ) from None
         fields[name] = _scalar(name, values)
     return parse_instance(fields)
 

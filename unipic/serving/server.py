@@ -50,15 +50,21 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_big = JSONResponse(status_code=413, content={
-            "error": f"request body is over the limit max_payload_bytes={self.max_bytes}; send a smaller image or "
-                     "fewer instances", "field": "body"})
+        too_big = JSONResponse(
+            status_code=413,
+            content={
+                "error": f"request body is over the limit max_payload_bytes={self.max_bytes}; send a smaller image or "
+                "fewer instances",
+                "field": "body",
+            },
+        )
         try:
             if declared is not None and int(declared) > self.max_bytes:
                 return await too_big(scope, receive, send)
         except ValueError:
             return await JSONResponse(status_code=400, content={"error": "invalid Content-Length"})(
-                scope, receive, send)
+                scope, receive, send
+            )
         seen = 0
 
         async def limited_receive() -> dict:
@@ -90,10 +96,17 @@ class DefaultJSON:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").endswith("/infer"):
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "POST"
+            and scope.get("path", "").endswith("/infer")
+        ):
             names = {k.lower() for k, _ in scope.get("headers") or []}
             if b"content-type" not in names and b"inference-header-content-length" not in names:
-                scope = {**scope, "headers": [*scope.get("headers", []), (b"content-type", b"application/json")]}
+                scope = {
+                    **scope,
+                    "headers": [*scope.get("headers", []), (b"content-type", b"application/json")],
+                }
         await self.app(scope, receive, send)
 
 
@@ -118,7 +131,9 @@ def build_app(model: UniPicPredictor, cfg: ServeConfig) -> FastAPI:
 
     async def ready() -> JSONResponse:
         if not model.ready:
-            return JSONResponse(status_code=503, content={"ready": False, "error": "model is loading/warming up"})
+            return JSONResponse(
+                status_code=503, content={"ready": False, "error": "model is loading/warming up"}
+            )
         return JSONResponse(content={"ready": True})
 
     app.add_api_route("/", live, methods=["GET"])
@@ -138,12 +153,17 @@ def build_app(model: UniPicPredictor, cfg: ServeConfig) -> FastAPI:
     def status(code: int):
         async def handler(_: Request, exc: Exception) -> JSONResponse:
             return JSONResponse(status_code=code, content={"error": str(exc)})
+
         return handler
 
     async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input back and fails (500) on Infinity/NaN; name the fields instead.
-        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
-        return JSONResponse(status_code=422, content={"error": "; ".join(parts)[:2000] or "invalid request body"})
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()
+        ]
+        return JSONResponse(
+            status_code=422, content={"error": "; ".join(parts)[:2000] or "invalid request body"}
+        )
 
     app.add_exception_handler(RequestError, request_error)
     app.add_exception_handler(RequestValidationError, invalid_body)
@@ -166,8 +186,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def serve(model: str | Path | None, cfg: ServeConfig, store_cfg: StoreConfig | None = None,
-          record: Path | None = None) -> int:
+def serve(
+    model: str | Path | None,
+    cfg: ServeConfig,
+    store_cfg: StoreConfig | None = None,
+    record: Path | None = None,
+) -> int:
     """Run the server in the foreground until SIGTERM/SIGINT. The port opens at once; the model loads in a
     thread. Returns the exit code: 0 after a clean stop, 1 when the model failed to load."""
     import uvicorn
@@ -175,8 +199,11 @@ def serve(model: str | Path | None, cfg: ServeConfig, store_cfg: StoreConfig | N
     port = cfg.port or free_port(cfg.host)
     predictor = UniPicPredictor(cfg.model_name, model, cfg, store_cfg)
     app = build_app(predictor, cfg)
-    server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=port, log_config=None, timeout_keep_alive=65,
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=cfg.host, port=port, log_config=None, timeout_keep_alive=65, access_log=False
+        )
+    )
     failed: list[BaseException] = []
 
     async def main() -> None:
@@ -189,14 +216,28 @@ def serve(model: str | Path | None, cfg: ServeConfig, store_cfg: StoreConfig | N
             server.should_exit = True
         else:
             if record is not None:
-                write_record(record, ServerRecord(
-                    name=cfg.model_name, url=f"http://{cfg.host}:{port}", pid=os.getpid(), model=str(model),
-                    model_version=predictor.version, started=time.time()))
+                write_record(
+                    record,
+                    ServerRecord(
+                        name=cfg.model_name,
+                        url=f"http://{cfg.host}:{port}",
+                        pid=os.getpid(),
+                        model=str(model),
+                        model_version=predictor.version,
+                        started=time.time(),
+                    ),
+                )
         await serving
         predictor.stop()
 
-    log.info("serving %s on http://%s:%d (V1 /v1/models/%s:predict, V2 /v2/models/%s/infer)", model, cfg.host,
-             port, cfg.model_name, cfg.model_name)
+    log.info(
+        "serving %s on http://%s:%d (V1 /v1/models/%s:predict, V2 /v2/models/%s/infer)",
+        model,
+        cfg.host,
+        port,
+        cfg.model_name,
+        cfg.model_name,
+    )
     asyncio.run(main())
     return 1 if failed else 0
 
@@ -249,39 +290,66 @@ def _wait_ready(url: str, pid: int, timeout: float, log_file: Path) -> None:
         while time.monotonic() < deadline:
             if not is_alive(pid):
                 tail = log_file.read_text(errors="replace")[-2000:] if log_file.is_file() else ""
-                raise ServiceError(f"the model server exited while starting; its log ({log_file}) ends with:\n{tail}")
+                raise ServiceError(
+                    f"the model server exited while starting; its log ({log_file}) ends with:\n{tail}"
+                )
             try:
                 if http.get("/v2/health/ready").status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
-    raise ServiceError(f"the model server at {url} was not ready after {timeout:.0f} s (serve.startup_timeout_s); "
-                       f"see {log_file}")
+    raise ServiceError(
+        f"the model server at {url} was not ready after {timeout:.0f} s (serve.startup_timeout_s); "
+        f"see {log_file}"
+    )
 
 
-def start_detached(model: str, cfg: ServeConfig, preset: str = "ci", overrides: list[str] | None = None
-                   ) -> ServerRecord:
+def start_detached(
+    model: str, cfg: ServeConfig, preset: str = "ci", overrides: list[str] | None = None
+) -> ServerRecord:
     """Start a server that outlives this process; wait until it is ready. Refuses to start a second server of
     the same name (stop it first: `unipic serve stop --name NAME`)."""
     from unipic.services.process import write_pid
 
     existing = read_record(cfg.state_dir, cfg.model_name)
     if existing is not None:
-        raise ServiceError(f"a server named '{cfg.model_name}' already runs at {existing.url} (pid {existing.pid}); "
-                           f"stop it with `unipic serve stop --name {cfg.model_name}` or choose another --name")
+        raise ServiceError(
+            f"a server named '{cfg.model_name}' already runs at {existing.url} (pid {existing.pid}); "
+            f"stop it with `unipic serve stop --name {cfg.model_name}` or choose another --name"
+        )
     pid_file, rec_file, log_file = paths(cfg.state_dir, cfg.model_name)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     rec_file.unlink(missing_ok=True)
     port = cfg.port or free_port(cfg.host)
-    cmd = [sys.executable, "-m", "unipic.serving.server", "--model", str(model), "--preset", preset,
-           "--record", str(rec_file)]
-    for item in [*(overrides or []), f"serve.port={port}", f"serve.host={cfg.host}",
-                 f"serve.model_name={cfg.model_name}"]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "unipic.serving.server",
+        "--model",
+        str(model),
+        "--preset",
+        preset,
+        "--record",
+        str(rec_file),
+    ]
+    for item in [
+        *(overrides or []),
+        f"serve.port={port}",
+        f"serve.host={cfg.host}",
+        f"serve.model_name={cfg.model_name}",
+    ]:
         cmd += ["--set", item]  # ours last: they win over a `serve.port=0` in the caller's overrides
     with open(log_file, "ab") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=os.getcwd(), env={**os.environ, "UNIPIC_NO_PROGRESS": "1"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=os.getcwd(),
+            env={**os.environ, "UNIPIC_NO_PROGRESS": "1"},
+        )
     write_pid(pid_file, proc.pid)
     url = f"http://{cfg.host}:{port}"
     try:
@@ -321,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     from unipic.logging import setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m unipic.serving.server")
-    parser.add_argument("--model", default=None, help="folder or s3:// URI; default /mnt/models or $STORAGE_URI")
+    parser.add_argument(
+        "--model", default=None, help="folder or s3:// URI; default /mnt/models or $STORAGE_URI"
+    )
     parser.add_argument("--preset", default=os.environ.get("UNIPIC_PRESET", "ci"))
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--record", type=Path, default=None, help="write the endpoint record here when ready")

@@ -32,13 +32,30 @@ class EchoPipeline:
         if understands:
             self.understand = self._understand  # only MetaQuery pipelines have it
 
-    def __call__(self, prompt: list[str], image: list[PIL.Image.Image] | None = None, height: int = 32,
-                 width: int = 32, num_inference_steps: int = 1, guidance_scale: float = 1.0,
-                 num_images_per_prompt: int = 1, generator: list[torch.Generator] | None = None,
-                 output_type: str = "pil", **_: Any) -> _Output:
+    def __call__(
+        self,
+        prompt: list[str],
+        image: list[PIL.Image.Image] | None = None,
+        height: int = 32,
+        width: int = 32,
+        num_inference_steps: int = 1,
+        guidance_scale: float = 1.0,
+        num_images_per_prompt: int = 1,
+        generator: list[torch.Generator] | None = None,
+        output_type: str = "pil",
+        **_: Any,
+    ) -> _Output:
         with self._lock:
-            self.calls.append({"n": len(prompt), "height": height, "width": width, "steps": num_inference_steps,
-                               "guidance": guidance_scale, "edit": image is not None})
+            self.calls.append(
+                {
+                    "n": len(prompt),
+                    "height": height,
+                    "width": width,
+                    "steps": num_inference_steps,
+                    "guidance": guidance_scale,
+                    "edit": image is not None,
+                }
+            )
         if self.fail_on is not None and self.fail_on in prompt:
             raise RuntimeError(f"EchoPipeline asked to fail on {self.fail_on!r}")
         gens = generator or [torch.Generator().manual_seed(0) for _ in prompt]
@@ -53,10 +70,13 @@ class EchoPipeline:
             out.append(PIL.Image.fromarray(arr))
         return _Output(out)
 
-    def _understand(self, images: list[PIL.Image.Image | None], questions: list[str], max_new_tokens: int = 8
-                    ) -> list[str]:
-        return [f"{'image' if im is not None else 'no image'}: {q}"[:max_new_tokens * 8]
-                for im, q in zip(images, questions)]
+    def _understand(
+        self, images: list[PIL.Image.Image | None], questions: list[str], max_new_tokens: int = 8
+    ) -> list[str]:
+        return [
+            f"{'image' if im is not None else 'no image'}: {q}"[: max_new_tokens * 8]
+            for im, q in zip(images, questions)
+        ]
 
 
 def tiny_model(out_dir: Any, preset: str = "ci") -> Any:
