@@ -229,3 +229,38 @@ def test_full_finetuning_keeps_a_frozen_reference(base_pipe, tmp_path):
     after = pipe.transformer.state_dict()
     assert any(not torch.equal(after[k], v) for k, v in before.items())
     assert all(torch.equal(tr.ref_transformer.state_dict()[k], v) for k, v in before.items())
+
+
+class _DownReward:
+    name = "down"
+
+    def __call__(self, batch):
+        from unipic.rl.rewards.http import RewardServerError
+
+        raise RewardServerError("VLM judge at http://127.0.0.1:1: 4 of 4 requests failed after retries (connection)")
+
+
+def test_reward_server_down_fails_or_skips_per_config(base_pipe, tmp_path):
+    tr = _trainer(copy.deepcopy(base_pipe), tmp_path / "fail", steps=1, reward=_DownReward())
+    with pytest.raises(UniPicError, match="failed after retries"):
+        tr.train()
+    tr = _trainer(copy.deepcopy(base_pipe), tmp_path / "skip", steps=2, reward=_DownReward(), max_bad_rounds=5)
+    tr.cfg.reward.on_error = "skip"
+    tr.train()
+    recs = tr.metrics.read()
+    assert [r.get("skipped_round") for r in recs] == [1.0, 1.0] and recs[-1]["count/skipped_rounds"] == 2.0
+
+
+def test_nan_log_probs_skip_the_round(base_pipe, tmp_path):
+    tr = _trainer(copy.deepcopy(base_pipe), tmp_path, steps=1)
+    real = tr.sample
+
+    def poisoned(conditions):
+        chunks = real(conditions)
+        chunks[0].log_probs[0, 0] = float("nan")
+        return chunks
+
+    tr.sample = poisoned
+    tr.train()
+    rec = tr.metrics.read()[0]
+    assert rec["skipped_round"] == 1.0 and rec["count/skipped_rounds"] == 1.0
