@@ -111,6 +111,7 @@ def test_memory_refusal_names_the_batch_size(tmp_path, base_model, dataset):
         PretrainTrainer(pcfg(base_model, dataset, max_memory_gb=0.01), tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_pretrain_runs_and_resumes(tmp_path, base_model, dataset):
     from typer.testing import CliRunner
 
@@ -132,6 +133,7 @@ def test_cli_pretrain_runs_and_resumes(tmp_path, base_model, dataset):
     assert json.loads(r2.stdout[r2.stdout.index("{"):])["resumed_from_step"] == 2
 
 
+@pytest.mark.slow
 def test_latent_cache_gives_the_same_losses_and_is_reused(tmp_path, base_model, dataset):
     plain = PretrainTrainer(pcfg(base_model, dataset, steps=3), tmp_path / "plain").train()
     cached_trainer = PretrainTrainer(pcfg(base_model, dataset, steps=3, cache_latents=True), tmp_path / "c")
