@@ -79,6 +79,7 @@ def main() -> None:
     rows.append(base_estimate())
     table = [{"preset": r["preset"], "batch": r["batch"], "params (M)": r["params"] / 1e6,
               "peak RSS (GiB)": r["peak_rss_gb"] if r["peak_rss_gb"] is not None else "-",
+              "RSS before the model (GiB)": r.get("rss_before_model_gb", "-"),
               "trainer estimate (GiB)": r["estimate_gb"]} for r in rows]
     notes = ["peak RSS includes the Python/torch/diffusers process baseline (~0.5 GiB) that the estimate leaves out; "
              "the estimate covers weights, grads, AdamW, EMA, frozen encoders and activations",
