@@ -132,6 +132,11 @@ def test_ema_tracks_slowly_and_memory_refusal(tmp_path):
         Hungry(TrainerConfig(max_memory_gb=1.0), nn.Linear(8, 1), ToyData(4), tmp_path / "h")
 
 
+def test_gradient_checkpointing_needs_model_support(tmp_path):
+    with pytest.raises(ConfigError, match="toy.gradient_checkpointing"):
+        make(tmp_path, gradient_checkpointing=True)
+
+
 def test_plain_trainer_refuses_a_multi_process_launch(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="unsynchronised"):

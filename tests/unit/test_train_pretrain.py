@@ -82,6 +82,20 @@ def test_edit_batches_pass_the_source_as_reference(tmp_path, base_model, dataset
     assert torch.allclose(seen[1], expected)
 
 
+def test_timestep_sampling_static_and_resolution_shift(tmp_path, base_model, dataset):
+    trainer = PretrainTrainer(pcfg(base_model, dataset, gradient_checkpointing=True), tmp_path)
+    assert trainer.model.gradient_checkpointing
+    plain = trainer.sample_sigmas(4000, 64)
+    assert 0 < plain.min() and plain.max() < 1 and abs(float(plain.mean()) - 0.5) < 0.03  # logit-normal(0, 1)
+    trainer.cfg.timesteps.shift = 3.0
+    assert float(trainer.sample_sigmas(4000, 64).mean()) > float(plain.mean()) + 0.1
+    trainer.cfg.timesteps.resolution_shift = True
+    small, large = trainer.sample_sigmas(4000, 64).mean(), trainer.sample_sigmas(4000, 4096).mean()
+    assert float(large) > float(small) + 0.1  # more image tokens -> noisier training timesteps
+    out = trainer.train_step(next(trainer.data))  # one step with gradient checkpointing on
+    assert out["loss"] > 0 and out["grad_norm"] > 0
+
+
 def test_caption_dropout_uses_the_empty_prompt(tmp_path, base_model, dataset):
     trainer = PretrainTrainer(pcfg(base_model, dataset), tmp_path)
     drop = torch.tensor([True, False])

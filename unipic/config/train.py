@@ -78,6 +78,11 @@ class TimestepConfig(Section):
     logit_std: float = Field(default=1.0, gt=0)
     mode_scale: float = 1.29
     shift: float = Field(default=1.0, gt=0, description="sigma' = s*sigma/(1+(s-1)*sigma); SD3.5 uses 3.0 at 1024 px")
+    resolution_shift: bool = Field(
+        default=False,
+        description="shift by the image token count instead (SD3/FLUX exp(mu) with mu linear in tokens); "
+                    "replaces `shift`, so larger images train at higher noise",
+    )
 
 
 class PretrainConfig(TrainerConfig):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from unipic.config.base import config_hash
 from unipic.config.train import PretrainConfig
-from unipic.errors import ConfigError, DataError
+from unipic.errors import ConfigError
 from unipic.lineage import Lineage
 from unipic.logging import get_logger
 from unipic.training.data import DatasetIndex, EditBatch, T2IBatch, build_joint_batches, read_shard
@@ -125,6 +125,19 @@ class PretrainTrainer(Trainer):
         return (self.pipe.encode_image(batch.targets.to(dev)), self.pipe.encode_image(batch.sources.to(dev)),
                 embeds, pooled)
 
+    def sample_sigmas(self, n: int, image_tokens: int) -> torch.Tensor:
+        """Training noise levels: SD3's logit-normal (or uniform / mode) draw, then a static or a
+        resolution-dependent shift."""
+        from unipic.diffusion import resolution_mu, sample_sigmas, time_shift
+
+        ts = self.cfg.timesteps
+        sigmas = sample_sigmas(n, ts.weighting, logit_mean=ts.logit_mean, logit_std=ts.logit_std,
+                               mode_scale=ts.mode_scale, shift=1.0 if ts.resolution_shift else ts.shift,
+                               generator=self.generator)
+        if ts.resolution_shift:
+            sigmas = time_shift(resolution_mu(image_tokens), sigmas).clamp(1e-5, 1 - 1e-5)
+        return sigmas
+
     def forward_backward_step(self, batch: T2IBatch | EditBatch) -> StepOutput:
         cfg, g = self.cfg, self.generator
         n = len(batch)
@@ -135,11 +148,10 @@ class PretrainTrainer(Trainer):
         dev = self.device
         x0, embeds, pooled = x0.to(dev), embeds.to(dev), pooled.to(dev)
         ref = ref.to(dev) if ref is not None else None
-        ts = cfg.timesteps
-        from unipic.diffusion import add_noise, sample_sigmas, sigma_to_timestep, velocity_target
+        from unipic.diffusion import add_noise, sigma_to_timestep, velocity_target
 
-        sigmas = sample_sigmas(n, ts.weighting, logit_mean=ts.logit_mean, logit_std=ts.logit_std,
-                               mode_scale=ts.mode_scale, shift=ts.shift, generator=g)
+        grid = (x0.shape[-2] // self.patch) * (x0.shape[-1] // self.patch)
+        sigmas = self.sample_sigmas(n, grid)
         noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(dev)
         sigmas = sigmas.to(dev)
         x_t = add_noise(x0, noise, sigmas)
@@ -149,7 +161,6 @@ class PretrainTrainer(Trainer):
                                       timestep=sigma_to_timestep(sigmas), ref_latents=ref, return_dict=False)[0]
         loss = F.mse_loss(pred.float(), target)
         self.backward(loss)
-        grid = (x0.shape[-2] // self.patch) * (x0.shape[-1] // self.patch)
         tokens = n * grid * (2 if ref is not None else 1)
         return StepOutput(loss=loss.detach(), metrics={f"loss_{batch.kind}": float(loss.detach())}, tokens=tokens, samples=n)
 
