@@ -71,6 +71,29 @@ def make_kontext(cfg, work: Path, data: Path, steps: int) -> Path:
     return out
 
 
+def continue_kontext(cfg, work: Path, kontext: Path, data: Path, steps: int) -> Path:
+    """The fair baseline: the same Kontext model trained for as many more steps as the MetaQuery stages took."""
+    from unipic.training.pretrain import run_pretrain
+
+    out = work / f"kontext-plus{steps}"
+    if (out / "model_index.json").is_file():
+        return out
+    pre = cfg.pretrain.model_copy(
+        update={
+            "steps": steps,
+            "dataset": str(data),
+            "base_model": str(kontext),
+            "output": str(out),
+            "warmup_steps": min(20, steps // 5),
+            "checkpoint_every": 0,
+            "sample_every": 0,
+            "edit_ratio": 0.5,
+        }
+    )
+    run_pretrain(pre, work / f"kontext-plus{steps}-run")
+    return out
+
+
 def train_mq(cfg, work: Path, name: str, init: Path, data: Path, stage: int, steps: int, route: str) -> Path:
     from unipic.training.metaquery import run_metaquery
 
@@ -259,7 +282,11 @@ def main() -> None:
     log(f"kontext at {kontext}")
     s1 = train_mq(cfg, args.work, "mq-stage1", kontext, data, 1, args.stage1_steps, "both")
     routes = [r for r in args.routes.split(",") if r]
-    models = {"kontext": (kontext, "dit"), "mq stage 1": (s1, "both")}
+    models = {"kontext": (kontext, "dit")}
+    if args.baseline:
+        extra = args.stage1_steps + args.stage2_steps
+        models[f"kontext +{extra} steps"] = (continue_kontext(cfg, args.work, kontext, data, extra), "dit")
+    models["mq stage 1"] = (s1, "both")
     for route in routes:
         models[f"mq stage 2 ({route})"] = (
             train_mq(cfg, args.work, f"mq-stage2-{route}", s1, data, 2, args.stage2_steps, route),
