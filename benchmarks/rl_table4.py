@@ -78,8 +78,9 @@ def main() -> None:
         r = rows.get(key) or {}
         t, e = r.get("t2i") or {}, r.get("edit") or {}
         f = lambda d, k: f"{d[k]:.3f}" if k in d else "-"  # noqa: E731
-        lines.append(f"| {label} | {f(t, 'score')} | {f(t, 'accuracy')} | {f(t, 'cleanliness')} | "
-                     f"{f(e, 'score')} | {f(e, 'accuracy')} | {f(e, 'cleanliness')} |")
+        se = lambda d: f" +- {d['score_se']:.3f}" if "score_se" in d else ""  # noqa: E731
+        lines.append(f"| {label} | {f(t, 'score')}{se(t)} | {f(t, 'accuracy')} | {f(t, 'cleanliness')} | "
+                     f"{f(e, 'score')}{se(e)} | {f(e, 'accuracy')} | {f(e, 'cleanliness')} |")
     n_t = (rows["a_pretrained"].get("t2i") or {}).get("n")
     n_e = (rows["a_pretrained"].get("edit") or {}).get("n")
     lines += ["", f"n = {n_t} T2I images and {n_e} edits per row (held-out prompts x seeds, ODE sampler, "

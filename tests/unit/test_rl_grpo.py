@@ -264,3 +264,12 @@ def test_nan_log_probs_skip_the_round(base_pipe, tmp_path):
     tr.train()
     rec = tr.metrics.read()[0]
     assert rec["skipped_round"] == 1.0 and rec["count/skipped_rounds"] == 1.0
+
+
+def test_score_task_reports_scores_with_standard_error(pipe):
+    from unipic.rl.evaluate import score_task
+
+    res = score_task(pipe, "t2i", _t2i(2), steps=2, guidance=2.0, seeds=2, batch_size=4)
+    assert res.n == 4 and len(res.images) == 4
+    assert 0.0 <= res.cleanliness <= 1.0 and res.score_se >= 0.0
+    assert set(res.to_dict()) == {"n", "score", "score_se", "accuracy", "cleanliness"}

@@ -27,10 +27,13 @@ class TaskScore:
     """T2I: share exactly right (GenEval's strict accuracy); edit: strict success (the instruction satisfied and
     everything else preserved)."""
     cleanliness: float
+    score_se: float = 0.0
+    """Standard error of `score` over the n images (std / sqrt(n))."""
     images: list[Image.Image] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, float]:
-        return {"n": self.n, "score": self.score, "accuracy": self.accuracy, "cleanliness": self.cleanliness}
+        return {"n": self.n, "score": self.score, "score_se": self.score_se, "accuracy": self.accuracy,
+                "cleanliness": self.cleanliness}
 
 
 def _generate(pipe: Any, conditions: list[Condition], *, steps: int, guidance: float, seed: int,
@@ -61,5 +64,7 @@ def score_task(pipe: Any, kind: str, conditions: list[Condition], *, steps: int,
     else:
         res = ShapesEditReward(cleanliness_weight=0.0)(batch)
         acc = res.components["strict"]
-    return TaskScore(n=len(conds), score=float(res.scores.mean()), accuracy=float(acc.mean()),
-                     cleanliness=float(res.components["cleanliness"].mean()), images=images)
+    n = len(conds)
+    se = float(res.scores.std(unbiased=True) / n**0.5) if n > 1 else 0.0
+    return TaskScore(n=n, score=float(res.scores.mean()), accuracy=float(acc.mean()),
+                     cleanliness=float(res.components["cleanliness"].mean()), score_se=se, images=images)

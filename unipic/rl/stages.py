@@ -153,7 +153,8 @@ def _report(task: str, before: dict, after: dict, artifacts: dict[str, str], cfg
             lines.append(f"| {kind} | (no {kind} prompts in the dataset) | - | - |")
             continue
         for m in ("score", "accuracy", "cleanliness"):
-            lines.append(f"| {kind} | {name} {m} (n={b['n']}) | {b[m]:.3f} | {a[m]:.3f} |")
+            pm = lambda d: f" +- {d['score_se']:.3f}" if m == "score" and "score_se" in d else ""  # noqa: E731
+            lines.append(f"| {kind} | {name} {m} (n={b['n']}) | {b[m]:.3f}{pm(b)} | {a[m]:.3f}{pm(a)} |")
     lines += [""] + [f"![{k}]({Path(v).name})" for k, v in artifacts.items() if v.endswith(".png")]
     return "\n".join(lines) + "\n"
 
