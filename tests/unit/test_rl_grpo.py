@@ -273,3 +273,19 @@ def test_score_task_reports_scores_with_standard_error(pipe):
     assert res.n == 4 and len(res.images) == 4
     assert 0.0 <= res.cleanliness <= 1.0 and res.score_se >= 0.0
     assert set(res.to_dict()) == {"n", "score", "score_se", "accuracy", "cleanliness"}
+
+
+def test_optional_ema_tracks_the_lora_weights(base_pipe, tmp_path):
+    tr = _trainer(copy.deepcopy(base_pipe), tmp_path, steps=1)
+    assert tr.ema is None
+    stage = RLStageConfig(steps=1, prompts_per_round=2, checkpoint_every=0, fused_adamw=False, ema_decay=0.5,
+                          ema_every=1)
+    g = GRPOConfig(group_size=2, rollout_batch_size=2, num_steps=3, eval_num_steps=3, guidance_scale=2.0,
+                   lora=LoRAConfig(rank=4, alpha=8))
+    pipe = copy.deepcopy(base_pipe)
+    tr = FlowGRPOTrainer(stage, g, pipe, _MeanReward(), PromptSource(_t2i(3), per_round=2), tmp_path / "ema")
+    tr.train()
+    assert tr.ema is not None and tr.ema.shadow and all("lora_" in k for k in tr.ema.shadow)
+    live = dict(pipe.transformer.named_parameters())
+    moved = [k for k in tr.ema.shadow if "lora_B" in k and live[k].abs().sum() > 0]
+    assert moved and all(torch.allclose(tr.ema.shadow[k], 0.5 * live[k]) for k in moved)
