@@ -1,6 +1,7 @@
 """Each runtime image's requirements resolve with pip (no Docker engine here, so a dry-run resolve)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ def _resolve(kind: str, tmp_path: Path) -> dict[str, str]:
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+    return {re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower(): i["metadata"]["version"]
+            for i in json.loads(report.read_text())["install"]}
 
 
 @pytest.mark.slow
