@@ -19,10 +19,24 @@ def run(
     set_: SetOpt = None,
     services: Annotated[bool, typer.Option(help="Start the embedded object store first (idempotent).")] = True,
     cache: Annotated[bool, typer.Option(help="Reuse outputs of identical tasks from earlier runs.")] = True,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="Pipeline parameter NAME=VALUE, e.g. --param rl_edit=false (repeatable).")] = None,
 ) -> None:
     """Run the whole UniPic 2.0 pipeline locally under kfp.local on the embedded services."""
+    import yaml
+
     from pipelines.unipic2 import local_unipic2
+    from unipic.errors import UniPicError
     from unipic.orchestration.local import run_local
+    from unipic.orchestration.run_report import summarize_run
+
+    known = set(local_unipic2.component_spec.inputs or {}) - {"preset", "overrides"}
+    params: dict = {}
+    for item in param or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in known:
+            raise UniPicError(f"--param '{item}': expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+        params[name] = yaml.safe_load(value) if value else ""
 
     cfg = make_config(preset, set_)
     if services:
@@ -31,11 +45,17 @@ def run(
         st = seaweedfs.up(cfg.store, cfg.services)
         typer.echo(f"object store: {st.endpoint} (pid {st.pid})", err=True)
     root = Path(cfg.run.workdir).resolve() / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_local(local_unipic2, {"preset": preset, "overrides": list(set_ or [])}, root / "pipeline_root",
-                       enable_caching=cache, cache_root=Path(cfg.run.workdir).resolve() / ".kfp_cache")
-    reports = sorted(result.pipeline_root.glob("*/run_report.html"))
-    typer.echo(json.dumps({"run_root": str(root), "wall_s": round(result.wall_s, 1), "outputs": result.outputs,
-                           "run_report": str(reports[-1]) if reports else None}, default=str, indent=2))
+    result = run_local(local_unipic2, {"preset": preset, "overrides": list(set_ or []), **params},
+                       root / "pipeline_root", enable_caching=cache,
+                       cache_root=Path(cfg.run.workdir).resolve() / ".kfp_cache")
+    jobs = sorted(p for p in result.pipeline_root.iterdir() if p.is_dir())
+    summary = {"run_root": str(root), "wall_s": round(result.wall_s, 1), **summarize_run(jobs[-1])}
+    typer.echo(json.dumps(summary, default=str, indent=2))
+    typer.secho(f"run report: {summary['run_report']}", fg=typer.colors.GREEN, err=True)
+    if summary["endpoint"]:
+        typer.secho(f"serving at {summary['endpoint']} (stop: unipic serve stop)", fg=typer.colors.GREEN, err=True)
+    elif summary["gate"]:
+        typer.echo(f"gate decision: {summary['gate']} (not deployed; reasons in the run report)", err=True)
 
 
 def compile_(

@@ -136,3 +136,22 @@ def write_run_report(job_dir: str | Path, *, title: str = "UniPic 2.0 run", head
     page = render(collect_tasks(job), target.parent, title, header or {})
     atomic_write_bytes(target, page.encode())
     return target
+
+
+def summarize_run(job_dir: str | Path) -> dict[str, Any]:
+    """What a person wants after `unipic run`: the report, the gate's verdict, the endpoint, the final model."""
+    job = Path(job_dir)
+    tasks = {t.name: t for t in collect_tasks(job)}
+
+    def param(task: str) -> Any:
+        return tasks[task].params.get("Output") if task in tasks else None
+
+    return {
+        "run_report": str(job / REPORT_NAME) if (job / REPORT_NAME).is_file() else None,
+        "stages": list(tasks),
+        "dataset": param("curate-dataset"),
+        "final_model": next((param(t) for t in ("train-metaquery-2", "rl-t2i", "rl-edit", "pretrain-kontext")
+                             if param(t)), None),
+        "gate": param("gate-model"),
+        "endpoint": param("deploy-model") or None,
+    }
