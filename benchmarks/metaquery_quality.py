@@ -255,6 +255,11 @@ def main() -> None:
         default=0,
         help="torch threads (1 is far faster when other jobs oversubscribe the cores)",
     )
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also train the Kontext model for stage1 + stage2 more steps (same-budget baseline)",
+    )
     ap.add_argument("--notes", default="")
     args = ap.parse_args()
 
