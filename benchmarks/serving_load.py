@@ -180,6 +180,18 @@ def plot(res: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _model_label(model: Path | None) -> str:
+    """Which preset's architecture was served (bootstrap writes unipic_model.json with it)."""
+    if model is None:
+        return "ci tiny model"
+    card = model / "unipic_model.json"
+    if card.is_file():
+        info = json.loads(card.read_text())
+        params = info.get("transformer_params")
+        return f"random-init model with a {params / 1e6:.1f} M-parameter DiT" if params else str(model)
+    return str(model)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -252,7 +264,7 @@ def main() -> None:
         "# Serving load test (loopback)",
         "",
         (
-            f"Model: ci tiny model ({args.steps} steps, 32 px, CFG 4). Host: {res['host']['cpus']} CPUs, load "
+            f"Model: {_model_label(args.model)} ({args.steps} steps, 32 px, CFG 4). Host: {res['host']['cpus']} CPUs, load "
             f"average {res['host']['loadavg_start'][0]:.1f} at start (shared machine). {res['started']}."
         ),
         "",
