@@ -32,11 +32,21 @@ def load_model(model: str, cfg):
 
 
 def understand(
-    image: Annotated[Path, typer.Option("--image", "-i", help="Image file to ask about.", exists=True, dir_okay=False)],
+    image: Annotated[
+        Path, typer.Option("--image", "-i", help="Image file to ask about.", exists=True, dir_okay=False)
+    ],
     question: Annotated[str, typer.Option("--question", "-q", help="The question.")] = "Describe this image.",
-    model: Annotated[str, typer.Option("--model", "-m", help="MetaQuery model folder / s3:// URI, or 'metaquery' "
-                                                               "for this run's trained model.")] = "metaquery",
-    max_new_tokens: Annotated[int | None, typer.Option(help="Answer length (default metaquery.max_new_tokens).")] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="MetaQuery model folder / s3:// URI, or 'metaquery' for this run's trained model.",
+        ),
+    ] = "metaquery",
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="Answer length (default metaquery.max_new_tokens).")
+    ] = None,
     preset: PresetOpt = "ci",
     set_: SetOpt = None,
 ) -> None:
@@ -48,9 +58,12 @@ def understand(
     cfg = make_config(preset, set_)
     pipe = load_model(model, cfg)
     if not isinstance(pipe, UniPicMetaQueryPipeline):
-        raise ConfigError(f"{model} is a {type(pipe).__name__}: only a MetaQuery model has an MLLM to answer "
-                          "questions; give the output of `unipic train metaquery`")
+        raise ConfigError(
+            f"{model} is a {type(pipe).__name__}: only a MetaQuery model has an MLLM to answer "
+            "questions; give the output of `unipic train metaquery`"
+        )
     with Image.open(image) as im:
-        answer = pipe.understand(im.convert("RGB"), question,
-                                 max_new_tokens=max_new_tokens or cfg.metaquery.max_new_tokens)[0]
+        answer = pipe.understand(
+            im.convert("RGB"), question, max_new_tokens=max_new_tokens or cfg.metaquery.max_new_tokens
+        )[0]
     typer.echo(json.dumps({"question": question, "answer": answer}))
