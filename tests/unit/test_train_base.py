@@ -141,3 +141,28 @@ def test_plain_trainer_refuses_a_multi_process_launch(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="unsynchronised"):
         make(tmp_path)
+
+
+def test_ema_warmup_ramps_the_decay():
+    from unipic.training.ema import EMA
+
+    model = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema, plain = EMA(model, 0.995, warmup=True), EMA(model, 0.995, warmup=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model)
+    plain.update(model)
+    assert ema.shadow["weight"][0, 0].item() == pytest.approx(0.9)  # decay min(0.995, 1/10)
+    assert plain.shadow["weight"][0, 0].item() == pytest.approx(0.005)
+    for _ in range(1999):
+        ema.update(model)
+    assert ema.current_decay() == 0.995 and ema.num_updates == 2000  # (1+n)/(10+n) passes 0.995 at n = 1791
+
+
+def test_resume_restores_the_ema_update_count(tmp_path):
+    make(tmp_path, checkpoint_every=3).train(stop_at=3)
+    again = make(tmp_path, checkpoint_every=3)
+    again.resume()
+    assert again.ema.num_updates == 3

@@ -46,6 +46,7 @@ class TrainerConfig(Section):
     fused_adamw: bool = Field(default=True, description="AdamW(fused=True): 3x faster optimizer step on CPU")
     ema_decay: float = Field(default=0.995, ge=0, lt=1, description="0 disables EMA")
     ema_every: int = Field(default=1, ge=1, description="update EMA weights every k steps")
+    ema_warmup: bool = Field(default=True, description="ramp the decay as min(decay, (1+n)/(10+n)) (diffusers EMAModel)")
     gradient_checkpointing: bool = False
     seed: int = 0
     threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0 keeps torch's default")

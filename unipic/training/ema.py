@@ -14,21 +14,33 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, model: nn.Module, decay: float):
+    """With `warmup`, the decay ramps as min(decay, (1 + n) / (10 + n)) over the n updates so far (as diffusers'
+    EMAModel does): without it a short run exports weights still ~decay^n made of the initialisation."""
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
         self.decay = decay
+        self.warmup = warmup
+        self.num_updates = 0
         self.shadow: dict[str, torch.Tensor] = {
             name: p.detach().float().clone() for name, p in model.named_parameters() if p.requires_grad
         }
 
+    def current_decay(self) -> float:
+        if not self.warmup:
+            return self.decay
+        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        decay = self.current_decay()
+        self.num_updates += 1
         names, live = [], []
         for name, p in model.named_parameters():
             if name in self.shadow:
                 names.append(name)
                 live.append(p.detach().float() if p.dtype != torch.float32 else p.detach())
         shadow = [self.shadow[n] for n in names]
-        torch._foreach_lerp_(shadow, live, 1.0 - self.decay)
+        torch._foreach_lerp_(shadow, live, 1.0 - decay)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:

@@ -116,7 +116,7 @@ class Trainer:
         self.model = self.engine.module
         self.forward_model = self.engine.forward_module
         with self.engine.gathered():
-            self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+            self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
         self.checkpoints = CheckpointManager(self.work_dir / "checkpoints", cfg.keep_last, self.ctx,
                                              publish_uri=cfg.checkpoint_uri, store_cfg=store_cfg)
         self.metrics = MetricsLog(self.work_dir / "metrics.jsonl", enabled=self.ctx.is_main)
@@ -224,7 +224,7 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         state = {"step": self.step, "rng": capture_rng(self.generator), "data": self.data.state_dict(),
-                 "extra": self.extra_state()}
+                 "ema_updates": self.ema.num_updates if self.ema is not None else 0, "extra": self.extra_state()}
         tensors = {"ema": self.ema.state_dict()} if self.ema is not None else None
         with self.spans("checkpoint"):
             return self.checkpoints.save(self.step, self.engine, state, tensors, self.checkpoint_metadata())
@@ -244,6 +244,7 @@ class Trainer:
                 raise UniPicError(f"checkpoint {path} has no EMA weights but {self.section}.ema_decay > 0; "
                                   "resume with the EMA setting it was trained with")
             self.ema.load_state_dict(tensors["ema"])
+            self.ema.num_updates = int(state.get("ema_updates", 0))
         self.step = int(state["step"])
         self.data.load_state_dict(state["data"])
         restore_rng(state["rng"], self.generator)
