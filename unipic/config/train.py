@@ -46,7 +46,9 @@ class TrainerConfig(Section):
     fused_adamw: bool = Field(default=True, description="AdamW(fused=True): 3x faster optimizer step on CPU")
     ema_decay: float = Field(default=0.995, ge=0, lt=1, description="0 disables EMA")
     ema_every: int = Field(default=1, ge=1, description="update EMA weights every k steps")
-    ema_warmup: bool = Field(default=True, description="ramp the decay as min(decay, (1+n)/(10+n)) (diffusers EMAModel)")
+    ema_warmup: bool = Field(
+        default=False, description="ramp the decay as min(decay, (1+n)/(10+n)) (diffusers EMAModel); pretrain: on"
+    )
     gradient_checkpointing: bool = False
     seed: int = 0
     threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
@@ -93,6 +95,9 @@ class PretrainConfig(TrainerConfig):
     dataset_rev: str | None = Field(default=None, description="DVC revision of the dataset, recorded in lineage")
     base_model: str = Field(default="", description="bootstrapped base pipeline folder or s3:// URI")
     output: str = Field(default="", description="where the trained pipeline folder goes (dir or s3:// URI)")
+    ema_warmup: bool = Field(
+        default=True, description="short pre-training runs would otherwise export mostly the initial weights"
+    )
     edit_ratio: float = Field(
         default=0.5, ge=0, le=1, description="fraction of steps that are editing batches (paper: alternating = 0.5)"
     )
