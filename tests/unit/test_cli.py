@@ -37,3 +37,29 @@ def test_config_error_is_one_clear_message():
     assert out.returncode == 2
     assert "unknown key 'shapes.bogus'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_full_disk_is_one_clear_message_and_leaves_nothing(tmp_path):
+    """ENOSPC mid-generation: exit 2, one line naming the file, no traceback, no partial dataset."""
+    code = (
+        "import errno, sys\n"
+        "import unipic.data.generate as g\n"
+        "def full(*a, **k):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device', '/full/disk/t2i-000000.tar')\n"
+        "g.build_dataset = full\n"
+        "from unipic.cli.main import main\n"
+        "sys.argv = ['unipic', 'data', 'generate', '--task', 't2i', '--n', '2', '--out', sys.argv[1]]\n"
+        "main()\n"
+    )
+    out = tmp_path / "ds"
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "no space left on the device writing /full/disk/t2i-000000.tar" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_other_os_errors_keep_their_traceback():
+    from unipic.cli.main import disk_error_message
+
+    assert disk_error_message(OSError(2, "No such file or directory", "x")) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 
@@ -40,6 +41,21 @@ def _register() -> None:
         app.command(name)(func)
 
 
+_DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+
+
+def disk_error_message(exc: OSError) -> str | None:
+    """A one-line explanation for the file-system failures a user fixes by freeing space or moving the output."""
+    what = _DISK_ERRORS.get(exc.errno or -1)
+    if what is None:
+        return None
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return (f"{what}{where}: free space or point the output (--out, run.workdir, services.state_dir) at another "
+            "disk. Outputs are built under a temporary name and renamed only when complete, so nothing partial "
+            "was published")
+
+
 def main() -> None:
     setup_logging()
     _register()
@@ -47,6 +63,12 @@ def main() -> None:
         app()
     except UniPicError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except OSError as exc:
+        message = disk_error_message(exc)
+        if message is None:
+            raise
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 
 
