@@ -131,6 +131,8 @@ class CurationConfig(Section):
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     shard_size: int = Field(default=256, ge=1)
+    batch_size: int = Field(default=64, ge=1, description="samples per filter batch (vectorised signals, "
+                            "hashes, detector); 1 = one sample at a time, same results")
     card_samples: int = Field(default=32, ge=0, description="images in the dataset card's grid")
     output_prefix: str = Field(default="curated", description="key prefix under store.buckets.data")
 

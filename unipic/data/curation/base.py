@@ -15,7 +15,8 @@ from unipic.data.curation.sample import Sample
 
 
 class Filter:
-    """Subclasses set `name` and implement `check`, returning a short reason or None to keep the sample."""
+    """Subclasses set `name` and implement `check`, returning a short reason or None to keep the sample
+    (and may override `check_batch`)."""
 
     name: str = "filter"
 
@@ -37,17 +38,30 @@ class Filter:
     def check(self, sample: Sample) -> str | None:
         raise NotImplementedError
 
+    def check_batch(self, samples: list[Sample]) -> list[str | None]:
+        """`check` for each sample, in order. Filters with vectorisable work (signals, hashes, the detector)
+        override this to process the batch at once; the result must equal the per-sample loop's."""
+        return [self.check(s) for s in samples]
+
     def __call__(self, sample: Sample) -> str | None:
-        self.seen += 1
+        return self.process_batch([sample])[0]
+
+    def process_batch(self, samples: list[Sample]) -> list[str | None]:
+        """The rejection reason ("<filter>:<why>") or None per sample, counted as `__call__` counts one."""
+        self.seen += len(samples)
         t0 = time.perf_counter()
-        why = self.check(sample)
+        whys = self.check_batch(samples) if len(samples) > 1 else [self.check(samples[0])] if samples else []
         self.seconds += time.perf_counter() - t0
-        if why is None:
-            self.passed += 1
-            return None
-        reason = f"{self.name}:{why}"
-        self.rejected[reason] += 1
-        return reason
+        reasons: list[str | None] = []
+        for why in whys:
+            if why is None:
+                self.passed += 1
+                reasons.append(None)
+                continue
+            reason = f"{self.name}:{why}"
+            self.rejected[reason] += 1
+            reasons.append(reason)
+        return reasons
 
     def counters(self) -> dict[str, Any]:
         return {"seen": self.seen, "passed": self.passed, "rejected": dict(self.rejected),

@@ -45,6 +45,25 @@ def phash_bits(pixels: np.ndarray, size: int = 8, channels: str = "rgb") -> np.n
     The margin (in orthonormal-DCT pixel units) keeps flat channels stable: a white background's red channel
     has only noise-level AC coefficients, which would otherwise become random bits. Only the size x size
     low-frequency block is computed (two small matrix products), not the full DCT."""
+    return _stack_bits(_hash_input(pixels, size, channels)[None], size)[0]
+
+
+def phash_bits_batch(views: list[np.ndarray], size: int = 8, channels: str = "rgb") -> list[np.ndarray]:
+    """`phash_bits` of each image: the resize stays per image (PIL), the DCT block, medians and bits run
+    over the stack (one batched matrix product; per matrix the same BLAS call, so the same bits)."""
+    smalls = [_hash_input(v, size, channels) for v in views]
+    out: list[np.ndarray | None] = [None] * len(smalls)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, sm in enumerate(smalls):
+        groups.setdefault(sm.shape, []).append(i)
+    for idx in groups.values():
+        for i, bits in zip(idx, _stack_bits(np.stack([smalls[i] for i in idx]), size), strict=True):
+            out[i] = bits
+    return out  # type: ignore[return-value]
+
+
+def _hash_input(pixels: np.ndarray, size: int, channels: str) -> np.ndarray:
+    """The (4*size, 4*size, C) float32 image the hash reads: analysis view, bilinear resize, channels."""
     side = size * 4
     im = Image.fromarray(analysis_view(pixels))
     small = np.asarray(im.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32)
@@ -53,14 +72,20 @@ def phash_bits(pixels: np.ndarray, size: int = 8, channels: str = "rgb") -> np.n
     small = small[..., :3]
     if channels == "luma" and small.shape[-1] == 3:
         small = (small @ _LUMA)[..., None]
+    return small
+
+
+def _stack_bits(smalls: np.ndarray, size: int) -> np.ndarray:
+    """(N, bits) hash bits of an (N, side, side, C) stack of hash inputs."""
+    n, side, _, c = smalls.shape
     d = _DCT.get((side, size))
     if d is None:
         d = _DCT[(side, size)] = _dct_rows(side, size)
-    coef = (d @ np.ascontiguousarray(small.transpose(2, 0, 1)) @ d.T).reshape(small.shape[-1], -1).T
-    srt = np.sort(coef, axis=0)
-    mid = coef.shape[0] // 2
-    med = (srt[mid - 1] + srt[mid]) / 2 if coef.shape[0] % 2 == 0 else srt[mid]
-    return (coef > med + PHASH_MARGIN).T.reshape(-1)
+    coef = (d @ np.ascontiguousarray(smalls.transpose(0, 3, 1, 2)) @ d.T).reshape(n, c, -1).transpose(0, 2, 1)
+    srt = np.sort(coef, axis=1)
+    mid = coef.shape[1] // 2
+    med = (srt[:, mid - 1] + srt[:, mid]) / 2 if coef.shape[1] % 2 == 0 else srt[:, mid]
+    return (coef > med[:, None, :] + PHASH_MARGIN).transpose(0, 2, 1).reshape(n, -1)
 
 
 def bits_to_int(bits: np.ndarray) -> int:
@@ -136,6 +161,21 @@ class NearDupFilter(Filter):
         bits = self._hash(sample.analysis("image"))
         if sample.is_edit and sample.target_pixels is not None:
             bits = np.concatenate([bits, self._hash(sample.analysis("target"))])
+        return self._verdict(sample, bits)
+
+    def check_batch(self, samples: list[Sample]) -> list[str | None]:
+        for s in samples:
+            assert s.pixels is not None, "near-dup runs after decode"
+        cfg = self.cfg.dedup
+        bits = phash_bits_batch([s.analysis("image") for s in samples], cfg.phash_size, cfg.channels)
+        pairs = [i for i, s in enumerate(samples) if s.is_edit and s.target_pixels is not None]
+        targets = phash_bits_batch([samples[i].analysis("target") for i in pairs], cfg.phash_size, cfg.channels)
+        for i, tb in zip(pairs, targets, strict=True):
+            bits[i] = np.concatenate([bits[i], tb])
+        return [self._verdict(s, b) for s, b in zip(samples, bits, strict=True)]
+
+    def _verdict(self, sample: Sample, bits: np.ndarray) -> str | None:
+        """Record the hash; a duplicate when a kept sample of the same kind is within the radius."""
         h = bits_to_int(bits)
         sample.hashes["phash"] = format(h, f"0{(len(bits) + 3) // 4}x")
         if not self.cfg.dedup.near:

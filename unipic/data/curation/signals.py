@@ -34,21 +34,48 @@ def image_signals(pixels: np.ndarray) -> dict[str, float]:
     px = analysis_view(pixels)
     if px.ndim == 2:
         px = np.repeat(px[..., None], 3, axis=-1)
-    px = px[..., :3].astype(np.float32)
+    return _stack_signals(px[None])[0]
+
+
+def image_signals_batch(views: list[np.ndarray]) -> list[dict[str, float]]:
+    """`image_signals` of each analysis view; same-size RGB(A) views are stacked and measured in one pass.
+
+    The per-image reductions over a stacked array run the same numpy loops on the same values, so every
+    signal is bit-identical to the one-image result (tests/unit/test_curation_batch.py)."""
+    out: list[dict[str, float] | None] = [None] * len(views)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, v in enumerate(views):
+        if v.ndim == 3 and v.shape[-1] >= 3 and max(v.shape[:2]) <= ANALYSIS_SIDE:
+            groups.setdefault(v.shape, []).append(i)
+        else:
+            out[i] = image_signals(v)
+    for idx in groups.values():
+        for i, sig in zip(idx, _stack_signals(np.stack([views[i] for i in idx])), strict=True):
+            out[i] = sig
+    return out  # type: ignore[return-value]
+
+
+def _stack_signals(views: np.ndarray) -> list[dict[str, float]]:
+    """Signals of an (N, H, W, C>=3) stack of analysis views, one dict per image."""
+    px = views[..., :3].astype(np.float32)
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
     luma = px @ _LUMA
-    lap = luma[1:-1, :-2] + luma[1:-1, 2:] + luma[:-2, 1:-1] + luma[2:, 1:-1] - 4.0 * luma[1:-1, 1:-1]
+    lap = luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:] + luma[:, :-2, 1:-1] + luma[:, 2:, 1:-1] - 4.0 * luma[:, 1:-1, 1:-1]
     rg = r - g
     yb = 0.5 * (r + g) - b
-    colourfulness = (math.hypot(float(rg.std()), float(yb.std()))
-                     + 0.3 * math.hypot(float(rg.mean()), float(yb.mean())))
-    clipped = float(np.count_nonzero((luma <= 2.0) | (luma >= 253.0))) / luma.size
-    return {
-        "sharpness": float(lap.var()) if lap.size else 0.0,
-        "colourfulness": colourfulness,
-        "exposure": float(luma.mean()) / 255.0,
-        "clipped_fraction": clipped,
-    }
+    axes = (1, 2)
+    rg_std, yb_std, rg_mean, yb_mean = (rg.std(axis=axes).tolist(), yb.std(axis=axes).tolist(),
+                                        rg.mean(axis=axes).tolist(), yb.mean(axis=axes).tolist())
+    sharp = lap.var(axis=axes).tolist() if lap[0].size else [0.0] * len(px)
+    exposure = luma.mean(axis=axes).tolist()
+    n_pixels = luma[0].size
+    clipped = np.count_nonzero((luma <= 2.0) | (luma >= 253.0), axis=axes).tolist()
+    return [{
+        "sharpness": sharp[i],
+        "colourfulness": math.hypot(rg_std[i], yb_std[i]) + 0.3 * math.hypot(rg_mean[i], yb_mean[i]),
+        "exposure": exposure[i] / 255.0,
+        "clipped_fraction": float(clipped[i]) / n_pixels,
+    } for i in range(len(px))]
 
 
 def change_ratio(source: np.ndarray, target: np.ndarray, pixel_delta: int) -> float:

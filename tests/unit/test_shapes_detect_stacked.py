@@ -1,0 +1,75 @@
+"""The stacked detector (what `detect_batch` runs on same-size images) must give exactly the per-image
+detections: objects, boxes, areas, matches, background, and the float rms values, on clean renders of every
+task, on noisy and blotched ("generated-looking") images, on odd sizes and on images with no objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unipic.config.data import ShapesConfig
+from unipic.data.shapes import ShapesDetector, make_edit_sample, make_t2i_sample, render
+from unipic.data.shapes.detect_stacked import detect_stacked
+
+DET = ShapesDetector()
+
+
+def _renders(size: int, n: int) -> np.ndarray:
+    """T2I renders over every task, and edit sources and targets over every category."""
+    cfg = ShapesConfig(image_size=size)
+    imgs = [render(make_t2i_sample(cfg, i).scene) for i in range(n)]
+    for i in range(n // 2):
+        e = make_edit_sample(cfg, i)
+        imgs += [render(e.source), render(e.target)]
+    return np.stack(imgs)
+
+
+def _generated_looking(imgs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of random strength, blurred edges, stray blobs and random-colour patches."""
+    out = imgs.astype(np.float32)
+    out += rng.normal(0, 1, out.shape) * rng.uniform(0, 25, (len(out), 1, 1, 1))
+    out[1::3] = (out[1::3] + np.roll(out[1::3], 1, axis=1) + np.roll(out[1::3], 1, axis=2)) / 3
+    h, w = imgs.shape[1:3]
+    for img in out[::2]:
+        for _ in range(rng.integers(1, 6)):
+            y, x = rng.integers(0, h - 4), rng.integers(0, w - 4)
+            img[y:y + rng.integers(1, 10), x:x + rng.integers(1, 10)] = rng.integers(0, 256, 3)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _assert_same(imgs: np.ndarray) -> None:
+    want = [DET.detect(img) for img in imgs]
+    assert DET.detect_batch(imgs) == want
+    assert detect_stacked(imgs, DET.min_area(min(imgs.shape[1:3]))) == want
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_stacked_equals_per_image_on_renders_of_every_task(size: int) -> None:
+    imgs = _renders(size, 160 if size < 128 else 60)
+    _assert_same(imgs)
+    assert sum(len(d.objects) for d in DET.detect_batch(imgs[:20])) >= 20
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_stacked_equals_per_image_on_noisy_and_blotched_images(size: int) -> None:
+    rng = np.random.default_rng(size)
+    imgs = _generated_looking(_renders(size, 120 if size < 128 else 40), rng)
+    dets = DET.detect_batch(imgs)
+    assert any(d.object_rms > 0 for d in dets) and any(d.background_rms > 0 for d in dets)
+    _assert_same(imgs)
+
+
+def test_stacked_equals_per_image_on_pure_noise_odd_sizes_and_empty_images() -> None:
+    rng = np.random.default_rng(1)
+    _assert_same(rng.integers(0, 256, (12, 40, 72, 3), dtype=np.uint8))
+    _assert_same(np.full((3, 32, 32, 3), 128, np.uint8))
+    flat = np.full((4, 24, 24, 3), 255, np.uint8)
+    flat[:, 5:15, 5:15] = (215, 25, 35)
+    flat[1, 5:15, 5:15] += 1
+    _assert_same(flat)
+
+
+def test_detect_batch_mixes_sizes_and_keeps_input_order() -> None:
+    a, b = _renders(32, 6), _renders(48, 6)
+    mixed = [a[0], b[0], a[1], b[1], b[2], a[2][None][0].astype(np.float32) / 255.0]
+    assert DET.detect_batch(mixed) == [DET.detect(img) for img in mixed]
