@@ -116,3 +116,97 @@ def s3_prefix(store_config: StoreConfig, request) -> str:
     """A fresh s3:// prefix in the data bucket, unique per test."""
     name = request.node.name.replace("[", "-").replace("]", "").replace("/", "-")[:60]
     return f"s3://{store_config.buckets.data}/tests/{name}-{secrets.token_hex(3)}/"
+
+
+class FakeTrainer:
+    """Kubeflow Trainer on a recorded Kubernetes API (owned by orchestration): records the TrainJobs created,
+    answers status reads from `states`, and on "Complete" publishes what the job's nodes would have: a model
+    with a lineage record at the `--set <section>.output=` URI of the job's command (`publish=False`: none)."""
+
+    def __init__(self, store_config, states=("Created", "Complete"), publish=True, record=None):
+        self.store_config, self.states, self.publish = store_config, list(states), publish
+        self.record, self.created, self.reads = dict(record or {}), [], 0
+
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
+        self.created.append(body)
+        return body
+
+    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+        self.reads += 1
+        state = self.states.pop(0)
+        if state == "Complete" and self.publish:
+            self._publish(self.created[-1])
+        return {"status": {"conditions": [{"type": state, "status": "True", "message": "rank 3: CUDA out of memory"}]
+                           if state else []}}
+
+    def _publish(self, job):
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from unipic.lineage import Lineage
+        from unipic.storage import ObjectStore
+
+        sets = dict(a.split("=", 1) for a in job["spec"]["trainer"]["command"] if "=" in a and a.startswith(
+            ("pretrain.", "rl.", "metaquery.")))
+        out = next(v for k, v in sets.items() if k.endswith(".output"))
+        lineage = Lineage(stage=job["metadata"]["labels"]["unipic/stage"], config_hash="c0ffee",
+                          parent_model=job["spec"]["initializer"]["model"]["storageUri"],
+                          dataset_uri=job["spec"]["initializer"]["dataset"]["storageUri"])
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "unipic_lineage.json").write_text(json.dumps({**lineage.model_dump(), **self.record}))
+            (Path(tmp) / "model_index.json").write_text("{}")
+            ObjectStore(self.store_config).publish_dir(tmp, out, metadata=lineage.as_metadata())
+
+    def publish_base(self, uri, weights="transformer/diffusion_pytorch_model.safetensors"):
+        """A base model for the job's initializer (only its file names matter to the component)."""
+        import tempfile
+        from pathlib import Path
+
+        from unipic.storage import ObjectStore
+
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / weights).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / weights).write_bytes(b"weights")
+            (Path(tmp) / "model_index.json").write_text("{}")
+            ObjectStore(self.store_config).publish_dir(tmp, uri)
+        return uri
+
+    def call(self, component, tmp_path, **kwargs):
+        """Call a training component's python function with recording outputs; returns (uri, outputs) with
+        outputs.model.metadata, outputs.values (metrics), outputs.record (model file) and outputs.report."""
+        from types import SimpleNamespace
+
+        values = {}
+        model = SimpleNamespace(path=str(tmp_path / "model.json"), metadata={})
+        report = SimpleNamespace(path=str(tmp_path / "report.md"))
+        uri = component.python_func(model=model, metrics=SimpleNamespace(log_metric=values.__setitem__),
+                                    report=report, **kwargs)
+        import json
+        from pathlib import Path
+
+        return uri, SimpleNamespace(model=model, values=values, record=json.loads(Path(model.path).read_text()),
+                                    report=Path(report.path).read_text())
+
+    def command_tail(self, job):
+        """The `unipic train ...` part of a job's command (after the launcher)."""
+        command = job["spec"]["trainer"]["command"]
+        return command[command.index("unipic"):]
+
+    def overrides(self, nodes=2):
+        """Overrides that point a component at the test store and ask for `nodes` nodes of every stage."""
+        sections = ("pretrain", "rl.edit", "rl.t2i", "metaquery.train")
+        return ([f"store.endpoint={self.store_config.endpoint}", "cluster.trainjob_poll_s=0"]
+                + [f"cluster.{r}.nodes={nodes}" for r in ("pretrain", "rl", "metaquery")]
+                + [f"{s}.deepspeed.enabled=true" for s in sections])
+
+
+@pytest.fixture()
+def trainjob_cluster(store_config, monkeypatch):
+    """A FakeTrainer that the training components reach instead of the in-cluster Kubernetes API, and the S3
+    credentials of the test store in the environment (as the KFP task's Secret would give them)."""
+    monkeypatch.setenv("UNIPIC_S3_ACCESS_KEY", store_config.access_key.get_secret_value())
+    monkeypatch.setenv("UNIPIC_S3_SECRET_KEY", store_config.secret_key.get_secret_value())
+    fake = FakeTrainer(store_config)
+    monkeypatch.setattr("unipic.orchestration.trainjob_stage.kubernetes_api", lambda: fake)
+    return fake

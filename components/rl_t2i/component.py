@@ -22,20 +22,10 @@ def rl_t2i(
     before/after scores of both tasks on `eval_dataset_uri` ("" = dataset_uri). Publishes the LoRA-merged pipeline
     to `out_uri` ("" = s3://<models bucket>/rl-t2i/<config hash>) and returns its URI; `model` carries the URI
     and lineage, `metrics` the before/after scores, `report` the curves and before/after grids."""
-    import json
-    import tempfile
+    import os
 
-    from unipic.rl.stages import run_rl_for_component
+    from components.images import TRAIN
+    from unipic.orchestration.training_stage import run_rl_component
 
-    with tempfile.TemporaryDirectory(prefix="unipic-rl-t2i-") as work:
-        res, values, text = run_rl_for_component("t2i", preset, [str(o) for o in overrides], base_model_uri,
-                                                 dataset_uri, dataset_rev, eval_dataset_uri, out_uri, work)
-        model.metadata.update({"uri": res.model, **res.lineage.as_metadata()})
-        with open(model.path, "w") as f:
-            json.dump({"uri": res.model, "lineage": res.lineage.model_dump(), "before": res.before,
-                       "after": res.after}, f)
-        for name, value in values.items():
-            metrics.log_metric(name, value)
-        with open(report.path, "w") as f:
-            f.write(text)
-    return res.model
+    return run_rl_component("t2i", preset, overrides, base_model_uri, dataset_uri, dataset_rev, eval_dataset_uri,
+                            out_uri, (model, metrics, report), image=TRAIN, run_id=os.environ.get("KFP_POD_NAME", ""))

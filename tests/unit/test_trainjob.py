@@ -3,7 +3,14 @@
 import pytest
 
 from unipic.errors import UniPicError
-from unipic.orchestration.trainjob import assert_safetensors_only, build_trainjob, run_trainjob
+from unipic.orchestration.trainjob import (
+    assert_safetensors_only,
+    build_trainjob,
+    launch_command,
+    run_trainjob,
+    stage_command,
+    trainjob_name,
+)
 
 
 def _job(**kw):
@@ -70,18 +77,73 @@ def test_run_times_out():
         run_trainjob(RecordedApi([None] * 10), _job(), poll_s=1, timeout_s=3, sleep=lambda s: None)
 
 
-def test_stage_trainjob_runs_the_same_cli_on_every_node():
-    from unipic.config import load_config
-    from unipic.orchestration.trainjob import run_stage_trainjob
+def test_initializers_read_the_store_with_the_secret_keys():
+    init = _job(s3_endpoint_url="http://minio.ml.svc:9000")["spec"]["initializer"]
+    for kind, uri in (("dataset", "s3://d/x"), ("model", "s3://m/y")):
+        env = {e["name"]: e for e in init[kind]["env"]}
+        assert init[kind]["storageUri"] == uri and env["ENDPOINT"]["value"] == "http://minio.ml.svc:9000"
+        assert env["ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "team-s3", "key": "AWS_ACCESS_KEY_ID"}
+    trainer_env = {e["name"] for e in _job()["spec"]["trainer"]["env"]}
+    assert {"UNIPIC_S3_ACCESS_KEY", "UNIPIC_S3_SECRET_KEY"} <= trainer_env
 
-    cfg = load_config("base", ["cluster.pretrain.nodes=4", "cluster.s3_secret=team-s3"])
+
+def test_names_are_valid_stable_per_task_and_distinct_across_tasks():
+    import re
+
+    a, b = trainjob_name("rl-edit", "unipic2-x7-system-container-impl-1"), trainjob_name("rl-edit", "other-pod")
+    assert a == trainjob_name("rl-edit", "unipic2-x7-system-container-impl-1") and a != b
+    assert re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", a) and a.startswith("unipic-rl-edit-")
+
+
+def test_an_existing_job_is_followed_not_resubmitted():
+    class Conflict(Exception):
+        status = 409
+
     api = RecordedApi(["Complete"])
-    jobs = []
-    api.create_namespaced_custom_object = lambda g, v, ns, p, body: jobs.append(body) or body
-    run_stage_trainjob(cfg, "pretrain", "pretrain", "base", ["pretrain.output=s3://m/p"], image="img@sha256:1",
-                       run_name="Run-7", api=api)
-    spec = jobs[0]["spec"]
-    assert jobs[0]["metadata"]["name"] == "run-7-pretrain" and spec["trainer"]["numNodes"] == 4
-    assert spec["trainer"]["command"] == ["unipic", "train", "pretrain", "--preset", "base", "--set",
-                                          "pretrain.output=s3://m/p"]
-    assert spec["trainer"]["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"
+
+    def create(*args):
+        raise Conflict("already exists")
+
+    api.create_namespaced_custom_object = create
+    assert run_trainjob(api, _job(), poll_s=1, sleep=lambda s: None)["status"]["conditions"][0]["type"] == "Complete"
+
+
+def test_failure_message_names_the_job_and_how_to_read_its_logs():
+    with pytest.raises(UniPicError, match="jobset-name=pretrain-abc"):
+        run_trainjob(RecordedApi(["Failed"]), _job(), poll_s=1, sleep=lambda s: None)
+
+
+def _fake_mpirun(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mpirun").write_text('#!/bin/sh\necho "MASTER_ADDR=$MASTER_ADDR"\nfor a in "$@"; do echo "[$a]"; done\n')
+    (bin_dir / "mpirun").chmod(0o755)
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("job-node-0-0.job slots=8\njob-node-0-1.job slots=8\n")
+    return bin_dir, hostfile
+
+
+def test_mpirun_launch_runs_the_command_unchanged_with_rank0_as_master(tmp_path):
+    import os
+    import subprocess
+
+    bin_dir, hostfile = _fake_mpirun(tmp_path)
+    command = stage_command("pretrain", "base", ["pretrain.sample_prompts=['a red circle']",
+                                                 "pretrain.output=s3://m/p"])
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "OMPI_MCA_orte_default_hostfile": str(hostfile),
+           "UNIPIC_S3_ACCESS_KEY": "k", "UNIPIC_CONFIG_DIR": "/opt/unipic/configs"}
+    out = subprocess.run(launch_command(command), env=env, capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0] == "MASTER_ADDR=job-node-0-0.job"
+    args = [line[1:-1] for line in lines[1:]]
+    assert args[:2] == ["--hostfile", str(hostfile)]
+    forwarded = {args[i + 1] for i, a in enumerate(args) if a == "-x"}
+    assert {"MASTER_ADDR", "MASTER_PORT", "UNIPIC_S3_ACCESS_KEY", "UNIPIC_CONFIG_DIR"} <= forwarded
+    assert args[args.index("unipic"):] == command
+
+
+def test_torchrun_launch_and_unknown_launcher():
+    assert launch_command(["unipic", "train", "rl-t2i"], "torchrun") == ["torchrun", "--no-python", "unipic", "train",
+                                                                         "rl-t2i"]
+    with pytest.raises(UniPicError, match="trainjob_launcher"):
+        launch_command(["unipic"], "srun")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -39,7 +39,12 @@ class ClusterConfig(Section):
     tolerations: list[Toleration] = Field(default_factory=list)
     workspace_size: str = Field(default="250Gi", description="run-scoped PVC for large intermediates")
     retries: int = Field(default=2, ge=0, le=10)
-    trainjob_runtime: str = "deepspeed-distributed"
+    trainjob_runtime: str = Field(default="deepspeed-distributed",
+                                  description="ClusterTrainingRuntime of multi-node stages (nodes > 1)")
+    trainjob_launcher: Literal["mpirun", "torchrun"] = Field(
+        default="mpirun", description="how the runtime starts processes: mpirun (MPI/DeepSpeed) or torchrun")
+    trainjob_poll_s: float = Field(default=30.0, ge=0, description="seconds between TrainJob status reads")
+    trainjob_timeout_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="give up waiting after this")
     light: StageResources = Field(default_factory=StageResources)
     curate: StageResources = Field(default_factory=lambda: StageResources(cpu="16", memory="64Gi"))
     pretrain: StageResources = Field(default_factory=_gpu_stage)
