@@ -1,5 +1,6 @@
 """Batched curation must be the per-sample curation, only faster: the same curated index (hashes, signals,
-agreement), the same rejections in the same order, the same counters, on a source with every kind of trouble."""
+agreement), the same rejections in the same order, the same counters, on a source with every kind of
+trouble."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def troubled_source(rng: np.random.Generator) -> list[Sample]:
         if i % 6 == 4:
             odd = np.asarray(Image.fromarray(px).resize((80, 56)))
             extra.append(copy(s, sample_id=f"odd{i}", image=_png(odd), meta={}))
-            extra.append(copy(s, sample_id=f"big{i}", image=_png(np.asarray(Image.fromarray(px).resize((200, 200))))))
+            big = np.asarray(Image.fromarray(px).resize((200, 200)))
+            extra.append(copy(s, sample_id=f"big{i}", image=_png(big)))
             extra.append(copy(s, sample_id=f"rgba{i}", image=_png(np.dstack([px, px[..., :1]]), "RGBA")))
         if i % 6 == 5:
             extra.append(copy(s, sample_id=f"nearcopy{i}", image=_png(np.clip(px.astype(int) + 1, 0, 255)
@@ -92,8 +94,8 @@ def test_batched_curation_equals_per_sample_on_a_troubled_source(tmp_path: Path)
     reasons = {json.loads(line)["reason"] for line in rej_one.splitlines()}
     # The source really exercised the filters both paths must agree on.
     for reason in ("source:duplicate_id", "decode:truncated", "decode:zero_size", "decode:wrong_mode_RGBA",
-                   "resolution:too_large", "exact_dedup:duplicate", "near_dup:duplicate", "quality:underexposed",
-                   "quality:disagreement"):
+                   "resolution:too_large", "exact_dedup:duplicate", "near_dup:duplicate",
+                   "quality:underexposed", "quality:disagreement"):
         assert reason in reasons, reason
     assert one["n_out"] > 50 and idx_one["agreement"].notna().sum() > 50
     assert idx_one["agreement"].isna().any()  # the spec-less odd-size rows
@@ -103,7 +105,8 @@ def test_signal_and_hash_batches_are_bit_identical_to_one_image_at_a_time() -> N
     rng = np.random.default_rng(0)
     views = [rng.integers(0, 256, (h, w, c), dtype=np.uint8) for h, w in ((64, 64), (48, 80), (2, 40))
              for c in (3, 3, 4)]
-    views += [views[0] // 64 * 64, np.zeros((64, 64, 3), np.uint8), rng.integers(0, 256, (64, 64), dtype=np.uint8)]
+    views += [views[0] // 64 * 64, np.zeros((64, 64, 3), np.uint8),
+              rng.integers(0, 256, (64, 64), dtype=np.uint8)]
     assert image_signals_batch(views) == [image_signals(v) for v in views]
     for channels in ("rgb", "luma"):
         for got, v in zip(phash_bits_batch(views, 8, channels), views, strict=True):

@@ -169,7 +169,8 @@ class NearDupFilter(Filter):
         cfg = self.cfg.dedup
         bits = phash_bits_batch([s.analysis("image") for s in samples], cfg.phash_size, cfg.channels)
         pairs = [i for i, s in enumerate(samples) if s.is_edit and s.target_pixels is not None]
-        targets = phash_bits_batch([samples[i].analysis("target") for i in pairs], cfg.phash_size, cfg.channels)
+        targets = phash_bits_batch([samples[i].analysis("target") for i in pairs], cfg.phash_size,
+                                   cfg.channels)
         for i, tb in zip(pairs, targets, strict=True):
             bits[i] = np.concatenate([bits[i], tb])
         return [self._verdict(s, b) for s, b in zip(samples, bits, strict=True)]

@@ -75,7 +75,8 @@ class Curator:
 
         Samples go through in batches of `cfg.batch_size`: each filter sees the batch's survivors at once (in
         input order), so vectorised filters pay their Python cost once per batch. Every filter still sees the
-        same samples in the same order as one sample at a time, so counts, reasons and outputs are identical."""
+        same samples in the same order as one sample at a time, so counts, reasons and outputs are
+        identical."""
         for batch in _batches(samples, self.cfg.batch_size):
             reasons: list[str | None] = [None] * len(batch)
             alive = list(range(len(batch)))

@@ -60,7 +60,8 @@ def _stack_signals(views: np.ndarray) -> list[dict[str, float]]:
     px = views[..., :3].astype(np.float32)
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
     luma = px @ _LUMA
-    lap = luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:] + luma[:, :-2, 1:-1] + luma[:, 2:, 1:-1] - 4.0 * luma[:, 1:-1, 1:-1]
+    lap = (luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:] + luma[:, :-2, 1:-1] + luma[:, 2:, 1:-1]
+           - 4.0 * luma[:, 1:-1, 1:-1])
     rg = r - g
     yb = 0.5 * (r + g) - b
     axes = (1, 2)

@@ -16,7 +16,7 @@ flat the image is (`cleanliness`), because a reward that only counts objects is 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from scipy import ndimage
@@ -45,7 +45,11 @@ class DetectedObject:
     match: float
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """`asdict` without its deep copy (every field is immutable): scorers call this per object."""
+        return {f: getattr(self, f) for f in _OBJECT_FIELDS}
+
+
+_OBJECT_FIELDS = tuple(f.name for f in fields(DetectedObject))
 
 
 @dataclass(frozen=True)
@@ -212,11 +216,13 @@ class ShapesDetector:
             background_rms=bg_rms, object_rms=obj_rms,
         )
 
-    def detect_batch(self, images: np.ndarray | Sequence[np.ndarray] | Iterable[np.ndarray]) -> list[Detection]:
+    def detect_batch(self, images: np.ndarray | Sequence[np.ndarray] | Iterable[np.ndarray]
+                     ) -> list[Detection]:
         """Detect on a batch: an (N, H, W, 3) array or any iterable of (H, W, 3) images.
 
-        Same-size images go through the stacked detector (`detect_stacked`, identical detections at a fraction
-        of the per-image Python cost), in chunks of at most `STACK_PIXELS` pixels; a lone size goes per image."""
+        Same-size images go through the stacked detector (`detect_stacked`, identical detections at a
+        fraction of the per-image Python cost), in chunks of at most `STACK_PIXELS` pixels; a lone size (or a
+        subclass with its own `detect`) goes per image."""
         from unipic.data.shapes.detect_stacked import detect_stacked
 
         imgs = [_as_image(img) for img in images]
@@ -226,14 +232,14 @@ class ShapesDetector:
             by_shape.setdefault(img.shape, []).append(i)
         for (h, w, _), idx in by_shape.items():
             step = max(1, STACK_PIXELS // (h * w))
-            if len(idx) == 1 or min(h, w) < 3:
+            if len(idx) == 1 or min(h, w) < 3 or type(self).detect is not ShapesDetector.detect:
                 for i in idx:
                     out[i] = self.detect(imgs[i])
                 continue
             for a in range(0, len(idx), step):
                 chunk = idx[a:a + step]
-                for i, d in zip(chunk, detect_stacked(np.stack([imgs[i] for i in chunk]), self.min_area(min(h, w))),
-                                strict=True):
+                dets = detect_stacked(np.stack([imgs[i] for i in chunk]), self.min_area(min(h, w)))
+                for i, d in zip(chunk, dets, strict=True):
                     out[i] = d
         return out  # type: ignore[return-value]
 

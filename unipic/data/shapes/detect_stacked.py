@@ -1,13 +1,15 @@
 """The ShapesWorld detector over a stack of same-size images: the per-image detector's steps, batched.
 
 `ShapesDetector.detect` pays a fixed Python cost per image (a `label` call per colour, a loop over every
-component, speck or not) that dominates on small canvases. Here the whole stack goes through each step at once:
-the border medians in one call, palette assignment in one integer pass, and per colour one
-`ndimage.label` over the (N, H, W) mask with a structure that never connects across the batch axis, areas by
-one `bincount`, boxes by one `find_objects`. Only components that survive the speck filter (the real objects,
-a few per image) reach Python. Every number is computed by the same operations on the same values as in
-`detect`, so the detections are identical (tests/unit/test_shapes_detect_stacked.py checks it on clean,
-noisy and blotchy images of every task).
+component, speck or not) that dominates on small canvases. Here the whole stack goes through each step at
+once:
+the border medians in one call; palette assignment by exact colour codes (distances only in images with pixels
+that are no reference colour); per colour one `ndimage.label` over the images that contain it, with a
+structure that never connects across the batch axis, areas by one `bincount`, boxes by one `find_objects` over
+the surviving components. Only those (the real objects, a few per image) reach Python. Every number comes from
+the same operations on the same values as in `detect` (or is exactly 0.0 on a clean render), so detections are
+identical: tests/unit/test_shapes_detect_stacked.py checks it on clean, noisy and blotched images of every
+task.
 """
 
 from __future__ import annotations
@@ -36,15 +38,35 @@ def _backgrounds(imgs: np.ndarray) -> np.ndarray:
     return np.median(border.astype(np.float32), axis=1)
 
 
-def _nearest_labels(imgs: np.ndarray, refs: np.ndarray) -> np.ndarray:
-    """(N, H, W) index of the nearest of each image's references (N, K, 3); ties go to the lower index."""
+def _nearest_labels(imgs: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) index of the nearest of each image's references (N, K, 3), ties to the lower index; and per
+    image whether every pixel is exactly one of its references (a clean render).
+
+    Pixels that equal a reference exactly (all of a clean render) are settled by comparing packed 24-bit
+    colours, lowest index last so it wins a tie; images with other pixels (noise, blur) get `detect`'s
+    per-reference squared distances."""
+    refs_i = np.rint(refs).astype(np.int32)
     x = imgs.astype(np.int32)
+    code = (x[..., 0] << 16) | (x[..., 1] << 8) | x[..., 2]
+    ref_code = (refs_i[..., 0] << 16) | (refs_i[..., 1] << 8) | refs_i[..., 2]
+    labels = np.full(imgs.shape[:3], -1, dtype=np.int8)
+    for k in range(refs_i.shape[1] - 1, -1, -1):
+        np.copyto(labels, np.int8(k), where=code == ref_code[:, k, None, None])
+    exact = (labels >= 0).all(axis=(1, 2))
+    if not exact.all():
+        rough = np.flatnonzero(~exact)
+        labels[rough] = _nearest_by_distance(x[rough], refs_i[rough])
+    return labels, exact
+
+
+def _nearest_by_distance(x: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """`detect`'s squared-distance assignment for an (N, H, W, 3) int32 stack and (N, K, 3) references."""
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    refs_i = np.rint(refs).astype(np.int32)[:, :, None, None, :]
-    labels = np.zeros(imgs.shape[:3], dtype=np.int8)
+    refs = refs[:, :, None, None, :]
+    labels = np.zeros(x.shape[:3], dtype=np.int8)
     best = None
-    for k in range(refs_i.shape[1]):
-        ref = refs_i[:, k]
+    for k in range(refs.shape[1]):
+        ref = refs[:, k]
         d = (r - ref[..., 0]) ** 2 + (g - ref[..., 1]) ** 2 + (b - ref[..., 2]) ** 2
         if best is None:
             best = d
@@ -57,24 +79,32 @@ def _nearest_labels(imgs: np.ndarray, refs: np.ndarray) -> np.ndarray:
 
 def _objects(labels: np.ndarray, canvas: int, min_area: int
              ) -> list[list[tuple[DetectedObject, tuple[slice, slice], np.ndarray]]]:
-    """Per image, its objects with box and interior, in the per-image detector's order (colour, then label)."""
+    """Per image, its objects with box and interior, in the per-image detector's order (colour, then label).
+    Each colour is labelled only in the images that contain it (a clean render holds few of the colours)."""
     found: list[list[tuple[DetectedObject, tuple[slice, slice], np.ndarray]]] = [[] for _ in labels]
     for k, color in enumerate(_COLOR_NAMES, start=1):
         mask = labels == k
-        if not mask.any():
+        present = np.flatnonzero(mask.any(axis=(1, 2)))
+        if not present.size:
             continue
+        if present.size < len(mask):
+            mask = mask[present]
         comp, n = ndimage.label(mask, structure=_EIGHT_IN_PLANE)
         areas = np.bincount(comp.ravel(), minlength=n + 1)
         big = np.flatnonzero(areas[1:] >= min_area) + 1
         if not big.size:
             continue
-        boxes = ndimage.find_objects(comp)
-        for idx in big.tolist():
-            bs, ys, xs = boxes[idx - 1]
+        if big.size < n:  # boxes of the objects only: find_objects is slow over thousands of specks
+            keep = np.zeros(n + 1, dtype=comp.dtype)
+            keep[big] = np.arange(1, big.size + 1)
+            boxes = ndimage.find_objects(keep[comp])
+        else:
+            boxes = ndimage.find_objects(comp)
+        for idx, (bs, ys, xs) in zip(big.tolist(), boxes, strict=True):
             sub = comp[bs.start, ys, xs] == idx
             got = component_object(sub, (ys, xs), int(areas[idx]), color, canvas)
             if got is not None:
-                found[bs.start].append((got[0], (ys, xs), got[1]))
+                found[int(present[bs.start])].append((got[0], (ys, xs), got[1]))
     return found
 
 
@@ -93,15 +123,17 @@ def _rms(img: np.ndarray, bg_mask: np.ndarray, bg: np.ndarray,
 
 
 def detect_stacked(imgs: np.ndarray, min_area: int) -> list[Detection]:
-    """Detections for an (N, H, W, 3) uint8 stack; `min_area` is the detector's speck limit for this canvas."""
+    """Detections for an (N, H, W, 3) uint8 stack; `min_area` is the detector's speck limit here."""
     n, h, w, _ = imgs.shape
     canvas = min(h, w)
     bgs = _backgrounds(imgs)
     refs = np.concatenate([bgs[:, None, :], np.broadcast_to(_PALETTE, (n, *_PALETTE.shape))], axis=1)
-    labels = _nearest_labels(imgs, refs)
+    labels, exact = _nearest_labels(imgs, refs)
+    # A clean render on an integral background: every difference is exactly 0, so both rms are 0.0.
+    flat = exact & (bgs == np.rint(bgs)).all(axis=1)
     out = []
     for i, parts in enumerate(_objects(labels, canvas, min_area)):
-        bg_rms, obj_rms = _rms(imgs[i], labels[i] == 0, bgs[i], parts)
+        bg_rms, obj_rms = (0.0, 0.0) if flat[i] else _rms(imgs[i], labels[i] == 0, bgs[i], parts)
         objects = sorted((p[0] for p in parts), key=lambda o: (o.bbox[1], o.bbox[0]))
         out.append(Detection(
             size=(h, w), background=_nearest_name(bgs[i], BACKGROUNDS),
