@@ -43,8 +43,8 @@ def _nearest_labels(imgs: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, np.
     image whether every pixel is exactly one of its references (a clean render).
 
     Pixels that equal a reference exactly (all of a clean render) are settled by comparing packed 24-bit
-    colours, lowest index last so it wins a tie; images with other pixels (noise, blur) get `detect`'s
-    per-reference squared distances."""
+    colours, lowest index last so it wins a tie; only the other pixels (noise, blurred or box-reduced edges)
+    pay `detect`'s per-reference squared distances."""
     refs_i = np.rint(refs).astype(np.int32)
     x = imgs.astype(np.int32)
     code = (x[..., 0] << 16) | (x[..., 1] << 8) | x[..., 2]
@@ -52,25 +52,24 @@ def _nearest_labels(imgs: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, np.
     labels = np.full(imgs.shape[:3], -1, dtype=np.int8)
     for k in range(refs_i.shape[1] - 1, -1, -1):
         np.copyto(labels, np.int8(k), where=code == ref_code[:, k, None, None])
-    exact = (labels >= 0).all(axis=(1, 2))
+    rest = labels < 0
+    exact = ~rest.any(axis=(1, 2))
     if not exact.all():
-        rough = np.flatnonzero(~exact)
-        labels[rough] = _nearest_by_distance(x[rough], refs_i[rough])
+        owner = np.nonzero(rest)[0]
+        labels[rest] = _nearest_by_distance([x[..., c][rest] for c in range(3)], refs_i[owner, 0],
+                                            refs_i[0, 1:])
     return labels, exact
 
 
-def _nearest_by_distance(x: np.ndarray, refs: np.ndarray) -> np.ndarray:
-    """`detect`'s squared-distance assignment for an (N, H, W, 3) int32 stack and (N, K, 3) references."""
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    refs = refs[:, :, None, None, :]
-    labels = np.zeros(x.shape[:3], dtype=np.int8)
-    best = None
-    for k in range(refs.shape[1]):
-        ref = refs[:, k]
-        d = (r - ref[..., 0]) ** 2 + (g - ref[..., 1]) ** 2 + (b - ref[..., 2]) ** 2
-        if best is None:
-            best = d
-            continue
+def _nearest_by_distance(px: list[np.ndarray], bg: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """`detect`'s squared-distance assignment for the M pixels left, given as three (M,) channel arrays: each
+    pixel's own background (M, 3) is reference 0, the shared palette (K, 3) references 1..K; ties keep the
+    lower index."""
+    r, g, b = px
+    best = (r - bg[:, 0]) ** 2 + (g - bg[:, 1]) ** 2 + (b - bg[:, 2]) ** 2
+    labels = np.zeros(len(r), dtype=np.int8)
+    for k, (rr, gg, bb) in enumerate(palette.tolist(), start=1):
+        d = (r - rr) ** 2 + (g - gg) ** 2 + (b - bb) ** 2
         closer = d < best
         np.minimum(d, best, out=best)
         labels[closer] = k
