@@ -116,6 +116,25 @@ def test_clip_scorer_loads_a_saved_model_and_scores_in_unit_range(tmp_path: Path
     assert f(samples[0]) == "quality:disagreement"  # sigmoid never reaches 1: same interface, same rejection
 
 
+@pytest.mark.slow  # torch + transformers import
+def test_clip_scores_a_batch_as_it_scores_one_sample_at_a_time(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    scorer = build_scorer(ScorerConfig(kind="clip", clip_path=str(_tiny_clip(tmp_path / "clip"))))
+    samples = shapes(6, 2)
+    samples[1] = Sample("nan", "t2i", "x", float("nan"), b"", pixels=samples[1].pixels)
+    one = [scorer.score(s) for s in samples]
+    many = scorer.score_batch(samples)
+    assert [v is None for v in many] == [v is None for v in one] and sum(v is None for v in one) == 3
+    assert all(abs(a - b) < 1e-5 for a, b in zip(many, one, strict=True) if a is not None)
+
+
+def test_detector_scores_a_batch_exactly_as_one_sample_at_a_time() -> None:
+    samples = shapes(24, 12)
+    samples[3] = Sample("nospec", "t2i", "x", "a red circle", b"", pixels=samples[3].pixels)
+    scorer = ShapesDetectorScorer()
+    assert scorer.score_batch(samples) == [scorer.score(s) for s in samples]
+
+
 def test_build_scorer_validates() -> None:
     assert isinstance(build_scorer(ScorerConfig(kind="none")), NoScorer)
     with pytest.raises(ConfigError, match="clip_path"):
