@@ -118,6 +118,68 @@ def s3_prefix(store_config: StoreConfig, request) -> str:
     return f"s3://{store_config.buckets.data}/tests/{name}-{secrets.token_hex(3)}/"
 
 
+def _call_component(component, out_dir, **kwargs):
+    """Call a KFP component's python function with recording outputs (training components: model, metrics,
+    report); returns (its return value, outputs) with outputs.model.metadata, outputs.values (the metrics),
+    outputs.record (the Model file) and outputs.report (the Markdown)."""
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    values = {}
+    model = SimpleNamespace(path=str(Path(out_dir) / "model.json"), metadata={})
+    report = SimpleNamespace(path=str(Path(out_dir) / "report.md"))
+    result = component.python_func(model=model, metrics=SimpleNamespace(log_metric=values.__setitem__),
+                                   report=report, **kwargs)
+    return result, SimpleNamespace(model=model, values=values, record=json.loads(Path(model.path).read_text()),
+                                   report=Path(report.path).read_text())
+
+
+@pytest.fixture()
+def call_component():
+    """`uri, outputs = call_component(component, out_dir, **inputs)` (see `_call_component`)."""
+    return _call_component
+
+
+@pytest.fixture()
+def no_cluster(monkeypatch):
+    """Fail the test if a training component reaches for the Kubernetes API (single-node runs must not)."""
+    monkeypatch.setattr("unipic.orchestration.trainjob_stage.kubernetes_api",
+                        lambda: pytest.fail("a one-node stage reached for the Kubernetes API"))
+
+
+@pytest.fixture()
+def kfp_local(tmp_path, monkeypatch):
+    """kfp.local with the subprocess runner in this environment (no venv), artifacts under tmp_path/root."""
+    from kfp import local
+
+    monkeypatch.setenv("UNIPIC_NO_PROGRESS", "1")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
+    return tmp_path / "root"
+
+
+@pytest.fixture()
+def store_env(store_config, monkeypatch):
+    """The test store's credentials in the environment, as a KFP task's S3 Secret gives them."""
+    monkeypatch.setenv("UNIPIC_S3_ACCESS_KEY", store_config.access_key.get_secret_value())
+    monkeypatch.setenv("UNIPIC_S3_SECRET_KEY", store_config.secret_key.get_secret_value())
+    monkeypatch.setenv("UNIPIC_NO_PROGRESS", "1")
+    return store_config
+
+
+@pytest.fixture()
+def tiny_training_inputs(tmp_path):
+    """A tiny bootstrapped Kontext base model and an 8+8-sample ShapesWorld dataset on disk: (model, data)."""
+    from unipic.config import load_config
+    from unipic.config.data import ShapesConfig
+    from unipic.data.generate import generate_dataset
+    from unipic.models.bootstrap import bootstrap_base_model
+
+    base = bootstrap_base_model(load_config("ci").model, tmp_path / "base")
+    generate_dataset(ShapesConfig(n_t2i=8, n_edit=8), tmp_path / "data")
+    return base, tmp_path / "data"
+
+
 class FakeTrainer:
     """Kubeflow Trainer on a recorded Kubernetes API (owned by orchestration): records the TrainJobs created,
     answers status reads from `states`, and on "Complete" publishes what the job's nodes would have: a model
@@ -173,20 +235,7 @@ class FakeTrainer:
         return uri
 
     def call(self, component, tmp_path, **kwargs):
-        """Call a training component's python function with recording outputs; returns (uri, outputs) with
-        outputs.model.metadata, outputs.values (metrics), outputs.record (model file) and outputs.report."""
-        from types import SimpleNamespace
-
-        values = {}
-        model = SimpleNamespace(path=str(tmp_path / "model.json"), metadata={})
-        report = SimpleNamespace(path=str(tmp_path / "report.md"))
-        uri = component.python_func(model=model, metrics=SimpleNamespace(log_metric=values.__setitem__),
-                                    report=report, **kwargs)
-        import json
-        from pathlib import Path
-
-        return uri, SimpleNamespace(model=model, values=values, record=json.loads(Path(model.path).read_text()),
-                                    report=Path(report.path).read_text())
+        return _call_component(component, tmp_path, **kwargs)
 
     def command_tail(self, job):
         """The `unipic train ...` part of a job's command (after the launcher)."""
@@ -202,11 +251,8 @@ class FakeTrainer:
 
 
 @pytest.fixture()
-def trainjob_cluster(store_config, monkeypatch):
-    """A FakeTrainer that the training components reach instead of the in-cluster Kubernetes API, and the S3
-    credentials of the test store in the environment (as the KFP task's Secret would give them)."""
-    monkeypatch.setenv("UNIPIC_S3_ACCESS_KEY", store_config.access_key.get_secret_value())
-    monkeypatch.setenv("UNIPIC_S3_SECRET_KEY", store_config.secret_key.get_secret_value())
-    fake = FakeTrainer(store_config)
+def trainjob_cluster(store_env, monkeypatch):
+    """A FakeTrainer that the training components reach instead of the in-cluster Kubernetes API."""
+    fake = FakeTrainer(store_env)
     monkeypatch.setattr("unipic.orchestration.trainjob_stage.kubernetes_api", lambda: fake)
     return fake

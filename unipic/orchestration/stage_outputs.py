@@ -100,18 +100,19 @@ def from_trainjob(stage: TrainingStage, cfg: Any, job: TrainJobRun) -> StageOutp
     from unipic.orchestration.trainjob import logs_hint
     from unipic.orchestration.training_stage import StageOutput
 
-    uri, rec = str(stage.section_of(cfg).output), job.record
+    uri, rec, where = str(stage.section_of(cfg).output), job.record, job.where
+    spec, meta = job.job["spec"], job.job["metadata"]
+    nodes, limits = spec["trainer"]["numNodes"], spec["trainer"]["resourcesPerNode"]["limits"]
     lineage = {k: rec[k] for k in Lineage.model_fields if k in rec} or dict(job.metadata)
     extras = {k: str(rec[k]) for k in stage.metadata_keys if k in rec}
-    where = f"{job.namespace}/{job.name}"
     metrics = _numbers({k: v for k, v in rec.items() if k not in Lineage.model_fields})
     lines = _head(stage, uri, lineage, extras)
-    lines += [f"- trained by TrainJob `{where}`: {job.nodes} nodes x {job.gpus_per_node} GPUs "
-              f"(runtime `{job.runtime}`)", "", "| metric | value |", "|---|---|"]
+    lines += [f"- trained by TrainJob `{where}`: {nodes} nodes x {limits.get('nvidia.com/gpu', 0)} GPUs "
+              f"(runtime `{spec['runtimeRef']['name']}`)", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.6g} |" for k, v in metrics.items()]
     lines += ["", "Loss curves and sample grids are in the job's run directory on node 0; its log: "
-                  f"`{logs_hint(job.namespace, job.name)}`."]
-    metadata = {"uri": uri, **job.metadata, **extras, "trainjob": where, "nodes": str(job.nodes)}
+                  f"`{logs_hint(meta['namespace'], meta['name'])}`."]
+    metadata = {"uri": uri, **job.metadata, **extras, "trainjob": where, "nodes": str(nodes)}
     record = {"uri": uri, "lineage": lineage, **{k: rec[k] for k in ("before", "after") if k in rec},
               "trainjob": where}
     return StageOutput(uri, metadata, record, metrics, "\n".join(lines) + "\n", trainjob=where)

@@ -31,15 +31,16 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class TrainJobRun:
-    name: str
-    namespace: str
-    nodes: int
-    gpus_per_node: int
-    runtime: str
+    job: dict[str, Any]
+    """The TrainJob as submitted."""
     metadata: dict[str, str]
     """The published model's manifest metadata: the lineage the nodes recorded."""
     record: dict[str, Any]
     """The published `unipic_lineage.json`: lineage plus the stage's numbers (steps, loss, scores)."""
+
+    @property
+    def where(self) -> str:
+        return f"{self.job['metadata']['namespace']}/{self.job['metadata']['name']}"
 
 
 def _check_inputs(stage: TrainingStage, cfg: Any) -> None:
@@ -95,4 +96,4 @@ def run_stage_trainjob(stage: TrainingStage, cfg: Any, preset: str, sets: list[s
     manifest = store.read_manifest(output)
     record = store.read_json(join_uri(output, LINEAGE_FILE)) if LINEAGE_FILE in manifest.files else {}
     log.info("TrainJob %s published %s", name, output)
-    return TrainJobRun(name, cl.namespace, res.nodes, res.gpus, cl.trainjob_runtime, dict(manifest.metadata), record)
+    return TrainJobRun(job, dict(manifest.metadata), record)

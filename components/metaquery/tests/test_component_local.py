@@ -1,30 +1,23 @@
 """Local-runner test: stage 1 then stage 2 of MetaQuery training under kfp.local (SubprocessRunner, no venv)."""
 
 import pytest
-from kfp import dsl, local
+from kfp import dsl
 
 from components.metaquery.component import train_metaquery
 
 
 @pytest.mark.slow
-def test_two_stages_under_kfp_local(store_config, tmp_path, monkeypatch, s3_prefix):
+def test_two_stages_under_kfp_local(store_env, kfp_local, tmp_path, s3_prefix):
     from unipic.config.data import ShapesConfig
     from unipic.config.model import ModelConfig
     from unipic.data.generate import generate_dataset
     from unipic.models.bootstrap import bootstrap_base_model
     from unipic.storage import ObjectStore
 
-    monkeypatch.setenv("UNIPIC_S3_ACCESS_KEY", store_config.access_key.get_secret_value())
-    monkeypatch.setenv("UNIPIC_S3_SECRET_KEY", store_config.secret_key.get_secret_value())
-    monkeypatch.setenv("UNIPIC_NO_PROGRESS", "1")
+    store_config = store_env
     kontext = str(bootstrap_base_model(ModelConfig(), tmp_path / "kontext"))
     data = str(tmp_path / "data")
     generate_dataset(ShapesConfig(n_t2i=8, n_edit=8), data)
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(tmp_path / "root"),
-        raise_on_error=True,
-    )
     overrides = [
         f"store.endpoint={store_config.endpoint}",
         "metaquery.train.steps=1",

@@ -3,24 +3,13 @@
 import json
 
 import pytest
-from kfp import local
 
 from components.pretrain.component import pretrain_kontext
 
 
 @pytest.mark.slow
-def test_pretrain_under_kfp_local(tmp_path, monkeypatch):
-    from unipic.config import load_config
-    from unipic.config.data import ShapesConfig
-    from unipic.data.generate import generate_dataset
-    from unipic.models.bootstrap import bootstrap_base_model
-
-    monkeypatch.setenv("UNIPIC_NO_PROGRESS", "1")
-    base = bootstrap_base_model(load_config("ci").model, tmp_path / "base")
-    data = tmp_path / "data"
-    generate_dataset(ShapesConfig(n_t2i=8, n_edit=8), data)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
-               raise_on_error=True)
+def test_pretrain_under_kfp_local(tiny_training_inputs, kfp_local, tmp_path):
+    base, data = tiny_training_inputs
     out = tmp_path / "model"
     task = pretrain_kontext(preset="ci", overrides=["pretrain.steps=2", "pretrain.warmup_steps=0",
                                                     "pretrain.batch_size=4", "pretrain.sample_steps=1",

@@ -67,3 +67,18 @@ def test_one_node_trains_in_process(trainjob_cluster, s3_prefix, tmp_path, monke
     uri, _, out = _run(trainjob_cluster, s3_prefix, tmp_path, nodes=1)
     assert ran == [("pretrain", f"{s3_prefix}model")] and uri == f"{s3_prefix}model"
     assert trainjob_cluster.created == [] and out.values == {"steps": 3.0}
+
+
+def test_a_task_env_makes_the_job_image_the_compile_time_image(monkeypatch):
+    import importlib
+
+    import components.images as images
+
+    monkeypatch.setenv("UNIPIC_IMAGE_TRAIN", "registry.example.com/unipic-train@sha256:abc")
+    compiled = importlib.reload(images).task_env()
+    monkeypatch.delenv("UNIPIC_IMAGE_TRAIN")
+    for name, value in compiled.items():  # what the pod of a task with task_env() sees
+        monkeypatch.setenv(name, value)
+    assert importlib.reload(images).TRAIN == "registry.example.com/unipic-train@sha256:abc"
+    monkeypatch.undo()
+    importlib.reload(images)

@@ -26,8 +26,9 @@ def test_rl_edit_on_two_nodes_reports_what_the_trainjob_published(trainjob_clust
     trainjob_cluster.record = {"kind": "rl-edit", "rounds": 2, **SCORES}
     uri, out = _run(trainjob_cluster, s3_prefix, tmp_path)
     (job,) = trainjob_cluster.created
-    sets = trainjob_cluster.overrides() + [f"rl.edit.base_model={s3_prefix}pretrained",
-                                           f"rl.edit.dataset={s3_prefix}data", f"rl.edit.eval_dataset={s3_prefix}heldout"]
+    sets = trainjob_cluster.overrides() + [
+        f"rl.edit.base_model={s3_prefix}pretrained", f"rl.edit.dataset={s3_prefix}data",
+        f"rl.edit.eval_dataset={s3_prefix}heldout"]
     expected = f"s3://{store_config.buckets.models}/rl-edit/{config_hash(load_config('ci', sets).rl.edit)}"
     assert uri == expected and out.model.metadata["uri"] == expected
     assert trainjob_cluster.command_tail(job) == stage_command("rl-edit", "ci", sets + [f"rl.edit.output={expected}"])

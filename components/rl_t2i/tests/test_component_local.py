@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from kfp import local
 
 from components.rl_t2i.component import rl_t2i
 
@@ -12,18 +11,8 @@ FAST = ["rl.t2i.steps=1", "rl.t2i.threads=1", "rl.t2i.eval_prompts=2", "rl.grpo.
 
 
 @pytest.mark.slow
-def test_rl_t2i_under_kfp_local(tmp_path, monkeypatch):
-    from unipic.config import load_config
-    from unipic.config.data import ShapesConfig
-    from unipic.data.generate import generate_dataset
-    from unipic.models.bootstrap import bootstrap_base_model
-
-    monkeypatch.setenv("UNIPIC_NO_PROGRESS", "1")
-    base = bootstrap_base_model(load_config("ci").model, tmp_path / "base")
-    data = tmp_path / "data"
-    generate_dataset(ShapesConfig(n_t2i=8, n_edit=8), data)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
-               raise_on_error=True)
+def test_rl_t2i_under_kfp_local(tiny_training_inputs, kfp_local, tmp_path):
+    base, data = tiny_training_inputs
     out = tmp_path / "model"
     task = rl_t2i(preset="ci", overrides=FAST, base_model_uri=str(base), dataset_uri=str(data), dataset_rev="",
                   eval_dataset_uri="", out_uri=str(out))
