@@ -31,6 +31,8 @@ def test_spec_shape_and_secret_refs():
     refs = [e["valueFrom"]["secretKeyRef"]["name"] for e in spec["trainer"]["env"] if "valueFrom" in e]
     assert refs == ["team-s3", "team-s3"]
     assert spec["initializer"]["model"]["storageUri"] == "s3://m/y"
+    # fields of the current v1alpha1 TrainJob schema only (spec.labels was replaced by runtimePatches)
+    assert set(spec) == {"runtimeRef", "trainer", "initializer"}
 
 
 def test_bad_inputs():

@@ -97,7 +97,6 @@ def build_trainjob(
             "env": env_list,
             "resourcesPerNode": {"limits": limits, "requests": dict(limits)},
         },
-        "labels": dict(labels or {}),
     }
     initializer = {kind: _initializer(uri, s3_secret, s3_endpoint_url)
                    for kind, uri in (("dataset", dataset_uri), ("model", model_uri)) if uri}
