@@ -149,3 +149,11 @@ def test_torchrun_launch_and_unknown_launcher():
                                                                          "rl-t2i"]
     with pytest.raises(UniPicError, match="trainjob_launcher"):
         launch_command(["unipic"], "srun")
+
+
+def test_outside_a_cluster_the_api_is_a_clear_error(monkeypatch):
+    from unipic.orchestration.trainjob import kubernetes_api
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(UniPicError, match="nodes=1 to train in this process"):
+        kubernetes_api()

@@ -143,7 +143,11 @@ def kubernetes_api() -> CustomObjectsApi:
     """The in-cluster custom-objects client (the component pod's ServiceAccount may create TrainJobs)."""
     from kubernetes import client, config
 
-    config.load_incluster_config()
+    try:
+        config.load_incluster_config()
+    except config.ConfigException as exc:
+        raise UniPicError(f"a multi-node stage submits a TrainJob, which needs to run inside a Kubernetes cluster "
+                          f"({exc}); set cluster.<stage>.nodes=1 to train in this process") from None
     return client.CustomObjectsApi()
 
 
@@ -152,6 +156,10 @@ def _condition(obj: dict[str, Any]) -> str | None:
         if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
             return cond["type"]
     return None
+
+
+def logs_hint(namespace: str, name: str) -> str:
+    return f"kubectl -n {namespace} logs -l jobset.sigs.k8s.io/jobset-name={name} --all-containers --prefix"
 
 
 def _create(api: CustomObjectsApi, job: dict[str, Any]) -> None:
@@ -164,11 +172,8 @@ def _create(api: CustomObjectsApi, job: dict[str, Any]) -> None:
         log.info("TrainJob %s/%s exists already (this task restarted): following it", meta["namespace"],
                  meta["name"])
         return
-    log.info("submitted TrainJob %s/%s (%d nodes)", meta["namespace"], meta["name"], job["spec"]["trainer"]["numNodes"])
-
-
-def logs_hint(namespace: str, name: str) -> str:
-    return f"kubectl -n {namespace} logs -l jobset.sigs.k8s.io/jobset-name={name} --all-containers --prefix"
+    log.info("submitted TrainJob %s/%s (%d nodes); its logs: %s", meta["namespace"], meta["name"],
+             job["spec"]["trainer"]["numNodes"], logs_hint(meta["namespace"], meta["name"]))
 
 
 def run_trainjob(
