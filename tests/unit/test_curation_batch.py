@@ -60,6 +60,8 @@ def troubled_source(rng: np.random.Generator) -> list[Sample]:
             extra.append(copy(s, sample_id=f"odd{i}", image=_png(odd), meta={}))
             big = np.asarray(Image.fromarray(px).resize((200, 200)))
             extra.append(copy(s, sample_id=f"big{i}", image=_png(big)))
+            huge = np.asarray(Image.fromarray(px).resize((300, 300)))
+            extra.append(copy(s, sample_id=f"huge{i}", image=_png(huge)))
             extra.append(copy(s, sample_id=f"rgba{i}", image=_png(np.dstack([px, px[..., :1]]), "RGBA")))
         if i % 6 == 5:
             extra.append(copy(s, sample_id=f"nearcopy{i}", image=_png(np.clip(px.astype(int) + 1, 0, 255)
@@ -73,7 +75,7 @@ def troubled_source(rng: np.random.Generator) -> list[Sample]:
 def _curate(samples: list[Sample], batch_size: int, out: Path) -> tuple[dict, pd.DataFrame, str]:
     cfg = load_config("ci", [f"curation.batch_size={batch_size}", "curation.thresholds.min_agreement=0.7",
                              "curation.thresholds.min_exposure=0.03",
-                             "curation.thresholds.min_side=32", "curation.thresholds.max_side=128",
+                             "curation.thresholds.min_side=32", "curation.thresholds.max_side=256",
                              "curation.gate.min_rows=1"]).curation
     fresh = [dataclasses.replace(s, pixels=None, target_pixels=None, signals={}, hashes={}, views={})
              for s in samples]
@@ -99,6 +101,23 @@ def test_batched_curation_equals_per_sample_on_a_troubled_source(tmp_path: Path)
         assert reason in reasons, reason
     assert one["n_out"] > 50 and idx_one["agreement"].notna().sum() > 50
     assert idx_one["agreement"].isna().any()  # the spec-less odd-size rows
+    assert idx_one["sample_id"].str.startswith("big").any()  # 200 px: analysed on a reduced view
+
+
+def test_decode_makes_the_analysis_view_the_lazy_path_would() -> None:
+    from unipic.config.curation import CurationConfig
+    from unipic.data.curation.decode import DecodeFilter
+    from unipic.data.curation.signals import analysis_view
+
+    rng = np.random.default_rng(5)
+    f = DecodeFilter(CurationConfig())
+    for h, w in ((256, 256), (300, 200), (129, 400), (128, 128), (513, 511)):
+        px = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        s = Sample("a", "edit", "recolor", "make it red", _png(px), _png(px[::-1].copy()))
+        assert f(s) is None
+        assert set(s.views) == ({"image", "target"} if max(h, w) > 128 else set())
+        for which, pixels in (("image", s.pixels), ("target", s.target_pixels)):
+            assert np.array_equal(s.analysis(which), analysis_view(pixels))
 
 
 def test_signal_and_hash_batches_are_bit_identical_to_one_image_at_a_time() -> None:

@@ -14,11 +14,19 @@ from PIL import Image, UnidentifiedImageError
 
 from unipic.data.curation.base import Filter
 from unipic.data.curation.sample import Sample
+from unipic.data.curation.signals import view_factor
 
 
 def decode_image(data: bytes | None, allowed_modes: list[str],
                  max_bytes: int) -> tuple[np.ndarray | None, str | None]:
     """(HxWxC uint8 array, None) or (None, reason)."""
+    im, why = open_image(data, allowed_modes, max_bytes)
+    return (None, why) if im is None else (np.asarray(im), None)
+
+
+def open_image(data: bytes | None, allowed_modes: list[str],
+               max_bytes: int) -> tuple[Image.Image | None, str | None]:
+    """(fully loaded PIL image, None) or (None, reason)."""
     if data is None:
         return None, "missing"
     if len(data) == 0:
@@ -38,7 +46,16 @@ def decode_image(data: bytes | None, allowed_modes: list[str],
         return None, "truncated" if ("truncated" in msg or "broken" in msg or "eof" in msg) else "undecodable"
     if im.mode not in allowed_modes:
         return None, f"wrong_mode_{im.mode}"
-    return np.asarray(im), None
+    return im, None
+
+
+def _decode_into(sample: Sample, which: str, im: Image.Image) -> np.ndarray:
+    """The pixels; an RGB image larger than the analysis scale also gets its analysis view here, reduced
+    from the decoded PIL image (the same pixels `Sample.analysis` would reduce, without a copy back)."""
+    factor = view_factor(im.size)
+    if im.mode == "RGB" and factor > 1:
+        sample.views[which] = np.asarray(im.reduce(factor))
+    return np.asarray(im)
 
 
 class DecodeFilter(Filter):
@@ -48,11 +65,15 @@ class DecodeFilter(Filter):
 
     def check(self, sample: Sample) -> str | None:
         t = self.thresholds(sample)
-        sample.pixels, why = decode_image(sample.image, t.allowed_modes, t.max_bytes)
-        if why:
+        im, why = open_image(sample.image, t.allowed_modes, t.max_bytes)
+        if im is None:
+            sample.pixels = None
             return why if not sample.is_edit else f"source_{why}"
+        sample.pixels = _decode_into(sample, "image", im)
         if sample.is_edit:
-            sample.target_pixels, why = decode_image(sample.target, t.allowed_modes, t.max_bytes)
-            if why:
+            target, why = open_image(sample.target, t.allowed_modes, t.max_bytes)
+            if target is None:
+                sample.target_pixels = None
                 return f"target_{why}"
+            sample.target_pixels = _decode_into(sample, "target", target)
         return None

@@ -22,9 +22,14 @@ ANALYSIS_SIDE = 128
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+def view_factor(size: tuple[int, ...], max_side: int = ANALYSIS_SIDE) -> int:
+    """The smallest integer reduction that brings the long side of `size` to <= max_side."""
+    return math.ceil(max(size[:2]) / max_side)
+
+
 def analysis_view(pixels: np.ndarray, max_side: int = ANALYSIS_SIDE) -> np.ndarray:
     """The image box-reduced by the smallest integer factor that brings its long side to <= max_side."""
-    factor = math.ceil(max(pixels.shape[:2]) / max_side)
+    factor = view_factor(pixels.shape, max_side)
     if factor <= 1:
         return pixels
     return np.asarray(Image.fromarray(pixels).reduce(factor))
