@@ -264,6 +264,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from unipic.config import load_config
+    from unipic.device import resolve_device
     from unipic.pipelines.metaquery import load_pipeline
 
     if args.threads:
@@ -300,7 +301,7 @@ def main() -> None:
     t2i, edits = eval_sets(cfg, args.n_eval)
     rows: dict[str, dict[str, Any]] = {}
     for name, (path, route) in models.items():
-        pipe = load_pipeline(path)
+        pipe = load_pipeline(path).to(resolve_device())
         te = time.perf_counter()
         rows[name] = {
             "route": route,
@@ -313,7 +314,7 @@ def main() -> None:
         )
     both = "mq stage 2 (both)"
     if both in models:
-        pipe = load_pipeline(models[both][0])
+        pipe = load_pipeline(models[both][0]).to(resolve_device())
         for route in ("mllm", "dit"):
             name = f"{both}, inference {route} only"
             rows[name] = {
@@ -324,7 +325,8 @@ def main() -> None:
             log(f"eval {name}: edit {rows[name]['edit_success']:.3f}")
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "load_avg": round(load_avg, 1),
         "preset": args.preset,
         "kontext": str(args.kontext)

@@ -22,7 +22,8 @@ def environment() -> dict[str, Any]:
     import torch
 
     return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], "machine": platform.machine()}
+            "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], "machine": platform.machine(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
 def make_inputs(preset: str, n_t2i: int, n_edit: int, work: Path | None = None) -> tuple[Path, Path]:

@@ -64,6 +64,9 @@ class GenerationConfig(Section):
     height: int | None = Field(default=None, description="None: the benchmark's / model's default size")
     width: int | None = None
     batch_size: int = Field(default=16, ge=1, description="prompts per pipeline call")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: the GPU when CUDA is available, else the CPU"
+    )
 
 
 class GateConfig(Section):

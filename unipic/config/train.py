@@ -50,6 +50,9 @@ class TrainerConfig(Section):
         default=False, description="ramp the decay as min(decay, (1+n)/(10+n)) (diffusers EMAModel); pretrain: on"
     )
     gradient_checkpointing: bool = False
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: this process's GPU when CUDA is available, else the CPU"
+    )
     seed: int = 0
     threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
     checkpoint_every: int = Field(default=0, ge=0, description="steps between checkpoints; 0 = only at the end")

@@ -94,7 +94,10 @@ def evaluate(cfg: Any, shapes: Any, out_dir: str | Path, *, model: str | None = 
     if pipeline is None:
         if not model:
             raise EvaluationError("no model given: pass --model DIR|s3://...")
-        pipeline = load_model(model, store_cfg)
+        from unipic.device import resolve_device
+
+        pipeline = load_model(model, store_cfg).to(
+            resolve_device(cfg.generation.device, key="evaluation.generation.device"))
     needs_judge = any(n in ("shapes_gedit", "gedit", "imgedit", "dpg") for n in names)
     g = cfg.generation
     results: dict[str, Any] = {

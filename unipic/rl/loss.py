@@ -58,7 +58,7 @@ def reference_policy(pipe: Any, ref_transformer: torch.nn.Module | None = None) 
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    w = mask.to(x.dtype)
+    w = mask.to(device=x.device, dtype=x.dtype)
     return (x * w).sum() / w.sum().clamp(min=1.0)
 
 

@@ -119,7 +119,8 @@ def rollout_chunk(
     shape = tuple(latent_shape) if latent_shape is not None else tuple(ref_latents.shape[1:]) if editing \
         else tuple(pipe.latent_shape)  # type: ignore[attr-defined]
     b = len(conditions)
-    x = torch.randn((b, *shape), generator=generator, dtype=torch.float32)
+    device = embeds.device if isinstance(embeds, torch.Tensor) else torch.device("cpu")
+    x = torch.randn((b, *shape), generator=generator, dtype=torch.float32).to(device)
     chain = [x]
     log_probs = []
     for i in range(len(sigmas) - 1):
@@ -127,7 +128,7 @@ def rollout_chunk(
         step = sde_step_with_logprob(v, x, sigmas[i], sigmas[i + 1], noise_level=noise_level, generator=generator)
         x = step.prev_sample
         chain.append(x)
-        log_probs.append(step.log_prob if step.log_prob is not None else torch.zeros(b))
+        log_probs.append(step.log_prob if step.log_prob is not None else torch.zeros(b, device=device))
     images = _images_to_pil(pipe.decode_latents(x)) if decode else []
     return RolloutChunk(
         conditions=list(conditions), keys=[c.group_key() for c in conditions], embeds=embeds, pooled=pooled,

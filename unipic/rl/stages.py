@@ -169,6 +169,7 @@ def run_rl_stage(task: Task, cfg: RLStageConfig, grpo: GRPOConfig, work_dir: str
         if not getattr(cfg, name):
             raise ConfigError(f"rl.{task}.{name} is empty: give {what} as a local directory or an s3:// URI "
                               f"(e.g. --set rl.{task}.{name}=PATH)")
+    from unipic.device import resolve_device
     from unipic.pipelines.kontext import UniPicKontextPipeline
     from unipic.rl.lora import merge_lora
     from unipic.rl.prompts import PromptSource, load_conditions
@@ -188,7 +189,7 @@ def run_rl_stage(task: Task, cfg: RLStageConfig, grpo: GRPOConfig, work_dir: str
         import torch
 
         torch.set_num_threads(cfg.threads)
-    pipe = UniPicKontextPipeline.from_pretrained(base_dir)
+    pipe = UniPicKontextPipeline.from_pretrained(base_dir).to(resolve_device(cfg.device, key=f"{key}.device"))
     train_conds = load_conditions(data_dir, task, split=cfg.split, max_prompts=cfg.max_prompts, tasks=cfg.tasks,
                                   seed=cfg.seed)
     eval_dir = resolve_input(cfg.eval_dataset, "evaluation dataset", f"{key}.eval_dataset", store_cfg,

@@ -30,6 +30,7 @@ from torch import nn
 
 from unipic.config.base import config_hash
 from unipic.config.metaquery import MetaQueryConfig, MetaQueryTrainConfig
+from unipic.device import resolve_device
 from unipic.errors import ConfigError
 from unipic.lineage import Lineage
 from unipic.logging import get_logger
@@ -148,6 +149,7 @@ class MetaQueryTrainer(Trainer):
                 cache / "models",
             )
             pipe = load_start_pipeline(self.init_dir, mq, store_cfg)
+            pipe.to(resolve_device(cfg.device, ctx.local_rank, key="metaquery.train.device"))
         self.pipe = pipe
         self.dataset_dir = resolve_input(
             cfg.dataset, "dataset", "metaquery.train.dataset", store_cfg, cache / "data"
@@ -227,7 +229,8 @@ class MetaQueryTrainer(Trainer):
             shift=ts.shift,
             generator=g,
         )
-        noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+        noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(x0.device)
+        sigmas = sigmas.to(x0.device)
         x_t = add_noise(x0, noise, sigmas)
         target = velocity_target(x0, noise)
         with self.autocast():

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from unipic.config.base import config_hash
 from unipic.config.train import PretrainConfig
+from unipic.device import resolve_device
 from unipic.errors import ConfigError
 from unipic.lineage import Lineage
 from unipic.logging import get_logger
@@ -60,8 +61,7 @@ class PretrainTrainer(Trainer):
                                       cache / "models")
         self.dataset_dir = resolve_input(cfg.dataset, "dataset", "pretrain.dataset", store_cfg, cache / "data")
         self.pipe = UniPicKontextPipeline.from_pretrained(self.base_dir)
-        if torch.cuda.is_available():
-            self.pipe.to(torch.device("cuda", ctx.local_rank))
+        self.pipe.to(resolve_device(cfg.device, ctx.local_rank, key="pretrain.device"))
         for name in ("vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
             module = getattr(self.pipe, name, None)
             if isinstance(module, torch.nn.Module):
