@@ -130,3 +130,13 @@ def test_signal_and_hash_batches_are_bit_identical_to_one_image_at_a_time() -> N
     for channels in ("rgb", "luma"):
         for got, v in zip(phash_bits_batch(views, 8, channels), views, strict=True):
             assert np.array_equal(got, phash_bits(v, 8, channels))
+
+
+def test_batches_end_at_the_size_or_the_encoded_byte_budget(monkeypatch) -> None:
+    from unipic.data.curation import pipeline
+
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 100)
+    rows = [Sample(str(i), "t2i", "t", "x", b"\0" * n) for i, n in enumerate([10, 10, 90, 5, 5, 5, 200, 1])]
+    sizes = [[len(s.image or b"") for s in b] for b in pipeline._batches(rows, 3)]
+    assert sizes == [[10, 10, 90], [5, 5, 5], [200], [1]]
+    assert [len(b) for b in pipeline._batches(rows, 64)] == [3, 4, 1]

@@ -50,7 +50,7 @@ class Filter:
         """The rejection reason ("<filter>:<why>") or None per sample, counted as `__call__` counts one."""
         self.seen += len(samples)
         t0 = time.perf_counter()
-        whys = self.check_batch(samples) if len(samples) > 1 else [self.check(samples[0])] if samples else []
+        whys = [self.check(samples[0])] if len(samples) == 1 else self.check_batch(samples)
         self.seconds += time.perf_counter() - t0
         reasons: list[str | None] = []
         for why in whys:

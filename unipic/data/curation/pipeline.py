@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -26,10 +25,26 @@ from unipic.data.curation.source_check import SourceFilter
 from unipic.data.curation.text import TextFilter
 
 
+# A batch also ends once its encoded images pass this size: a batch is decoded at once, and 64 large photos
+# would hold gigabytes of pixels (ShapesWorld batches stay far below it).
+BATCH_BYTES = 32 << 20
+
+
 def _batches(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
-    it = iter(samples)
-    while batch := list(islice(it, size)):
+    batch: list[Sample] = []
+    n_bytes = 0
+    for s in samples:
+        batch.append(s)
+        n_bytes += _encoded_size(s.image) + _encoded_size(s.target)
+        if len(batch) >= size or n_bytes >= BATCH_BYTES:
+            yield batch
+            batch, n_bytes = [], 0
+    if batch:
         yield batch
+
+
+def _encoded_size(data: object) -> int:
+    return len(data) if isinstance(data, bytes | bytearray) else 0
 
 
 class CurationReport(BaseModel):
@@ -73,7 +88,7 @@ class Curator:
             on_reject: Callable[[Sample, str], None] | None = None) -> Iterator[Sample]:
         """Yield the samples every filter accepts, in input order; report each rejection to `on_reject`.
 
-        Samples go through in batches of `cfg.batch_size`: each filter sees the batch's survivors at once (in
+        Samples go through in batches of `cfg.batch_size` (fewer once they hold `BATCH_BYTES`): each filter sees the batch's survivors at once (in
         input order), so vectorised filters pay their Python cost once per batch. Every filter still sees the
         same samples in the same order as one sample at a time, so counts, reasons and outputs are
         identical."""
