@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -127,32 +128,57 @@ def _nearest_labels(img: np.ndarray, refs: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _best_shape(mask: np.ndarray) -> tuple[str, float]:
+@lru_cache(maxsize=4096)
+def _template(shape: str, width: int, height: int) -> tuple[np.ndarray, int]:
+    """The renderer's mask of `shape` in a width x height box, and its area."""
+    tmpl = shape_mask(shape, width, height)
+    return tmpl, int(np.count_nonzero(tmpl))
+
+
+_size_class = lru_cache(maxsize=4096)(size_class_of)
+
+
+def _best_shape(mask: np.ndarray, total: int | None = None) -> tuple[str, float]:
+    """The template with the highest IoU with `mask` (whose area is `total` when the caller knows it)."""
     h, w = mask.shape
     best, best_iou = SHAPES[0], -1.0
-    total = mask.sum()
+    total = int(np.count_nonzero(mask)) if total is None else total
     for shape in SHAPES:
-        tmpl = shape_mask(shape, w, h)
-        inter = np.logical_and(mask, tmpl).sum()
-        iou = inter / float(total + tmpl.sum() - inter)
+        tmpl, tmpl_area = _template(shape, w, h)
+        inter = np.count_nonzero(mask & tmpl)
+        iou = inter / float(total + tmpl_area - inter)
         if iou > best_iou:
             best, best_iou = shape, float(iou)
     return best, best_iou
+
+
+def _erode8(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary erosion, outside the box counted as background (`ndimage.binary_erosion` with `_EIGHT`,
+    without its per-call setup: the detectors call this once per object)."""
+    h, w = mask.shape
+    padded = np.zeros((h + 2, w + 2), dtype=bool)
+    padded[1:-1, 1:-1] = mask
+    out = mask.copy()
+    for dy in range(3):
+        for dx in range(3):
+            if dy != 1 or dx != 1:
+                out &= padded[dy:dy + h, dx:dx + w]
+    return out
 
 
 def component_object(sub: np.ndarray, sl: tuple[slice, slice], area: int, color: str,
                      canvas: int) -> tuple[DetectedObject, np.ndarray] | None:
     """One colour component (its mask `sub` inside its box `sl`) as an object, with its interior; None for a
     1-px ring (nothing left after a 3x3 erosion). Shared by the per-image and the stacked detector."""
-    interior = ndimage.binary_erosion(sub, structure=_EIGHT)
+    interior = _erode8(sub)
     if not interior.any():
         return None
     ys, xs = sl
     x0, y0, x1, y1 = xs.start, ys.start, xs.stop, ys.stop
-    shape, iou = _best_shape(sub)
+    shape, iou = _best_shape(sub, area)
     bw, bh = x1 - x0, y1 - y0
     obj = DetectedObject(
-        shape=shape, color=color, size=size_class_of(max(bw, bh), canvas),
+        shape=shape, color=color, size=_size_class(max(bw, bh), canvas),
         bbox=(int(x0), int(y0), int(x1), int(y1)),
         center=((x0 + x1) / 2.0, (y0 + y1) / 2.0), area=area,
         fill_ratio=float(area) / float(bw * bh), match=iou,
