@@ -2,6 +2,7 @@
 
 from kfp import kubernetes
 
+from components.images import task_env
 from unipic.config.cluster import ClusterConfig, StageResources
 
 # Env names our StoreConfig reads; the Secret keeps the conventional AWS key names.
@@ -9,7 +10,14 @@ S3_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "UNIPIC_S3_ACCESS_KEY", "AWS_SECRET_ACCES
 
 
 def configure_task(task, resources: StageResources, cluster: ClusterConfig, *, retry: bool = True):
-    """Resources, GPUs, S3 credentials from the configured Secret, placement and retries for one task."""
+    """Resources, GPUs, S3 credentials from the configured Secret, placement and retries for one task.
+
+    A multi-node stage's task only submits a TrainJob and follows it, so it gets the light resources; the GPUs
+    go to the job's pods. Every task carries the image references it was compiled with (for those pods)."""
+    if resources.nodes > 1:
+        resources = cluster.light
+    for key, value in sorted(task_env().items()):
+        task.set_env_variable(key, value)
     task.set_cpu_limit(resources.cpu).set_memory_limit(resources.memory)
     if resources.gpus:
         task.set_accelerator_type(cluster.gpu_resource).set_accelerator_limit(resources.gpus)

@@ -45,3 +45,16 @@ def test_cluster_settings_reach_every_task(tmp_path):
         assert cfg["tolerations"][0]["key"] == "nvidia.com/gpu"
     resources = [e["container"].get("resources", {}) for e in spec["deploymentSpec"]["executors"].values()]
     assert all(r.get("resourceCpuLimit") for r in resources)
+
+
+def test_multi_node_stage_task_only_submits_and_carries_the_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIPIC_IMAGE_TRAIN", "registry.example/unipic-train@sha256:abc")
+    spec, _ = _compiled(tmp_path, ["cluster.pretrain.nodes=4"])
+    execs = spec["deploymentSpec"]["executors"]
+    pretrain = next(e for name, e in execs.items() if "pretrain" in name)["container"]
+    rl = next(e for name, e in execs.items() if "rl-edit" in name)["container"]
+    assert "accelerator" not in pretrain.get("resources", {}), "the submitting pod holds the stage's GPUs"
+    assert rl["resources"]["accelerator"], "a one-node training stage keeps its GPUs"
+    for name, e in execs.items():
+        env = {v["name"]: v["value"] for v in e["container"].get("env", [])}
+        assert env.get("UNIPIC_IMAGE_TRAIN") == "registry.example/unipic-train@sha256:abc", name
