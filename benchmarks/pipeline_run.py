@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,20 +67,24 @@ def main() -> None:
     cmd = [sys.executable, "-m", "unipic.cli.main", "run", "--preset", args.preset, "--no-cache"]
     for s in args.set:
         cmd += ["--set", s]
-    start = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    total = time.time() - start
-    log = proc.stdout + proc.stderr
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"pipeline_{args.preset}.log").write_text(log)
+    log_path = RESULTS / f"pipeline_{args.preset}.log"
+    load_start = os.getloadavg()
+    start = time.time()
+    with log_path.open("w") as out:  # streamed, so a long run can be followed with tail -f
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+    total = time.time() - start
+    log = log_path.read_text()
     if proc.returncode != 0:
         sys.exit(f"run failed (rc {proc.returncode}); log in {RESULTS / f'pipeline_{args.preset}.log'}")
     res = summarize(parse_log(log, dt.date.today()), total)
-    res.update(preset=args.preset, overrides=args.set, date=dt.date.today().isoformat())
+    res.update(preset=args.preset, overrides=args.set, date=dt.date.today().isoformat(), cpus=os.cpu_count(),
+               load_avg_start=load_start, load_avg_end=os.getloadavg())
     (RESULTS / f"pipeline_{args.preset}.json").write_text(json.dumps(res, indent=2))
     lines = [f"# Pipeline run, preset `{args.preset}` ({res['date']})", "",
              f"Total {res['total_s']} s; stage work {res['sum_work_s']} s; orchestration overhead "
-             f"{res['overhead_s']} s ({100 * res['overhead_share']:.1f} % of the total).", "",
+             f"{res['overhead_s']} s ({100 * res['overhead_share']:.1f} % of the total). {res['cpus']} CPUs, load "
+             f"average {res['load_avg_start'][0]:.1f} at the start and {res['load_avg_end'][0]:.1f} at the end.", "",
              "| task | wall (s) | work (s) |", "|---|---|---|"]
     lines += [f"| {r['task']} | {r['wall_s']} | {r['work_s']} |" for r in res["tasks"]]
     (RESULTS / f"pipeline_{args.preset}.md").write_text("\n".join(lines) + "\n")
