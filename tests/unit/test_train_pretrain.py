@@ -14,7 +14,8 @@ from test_train_data import make_dataset
 from unipic.config import load_config
 from unipic.config.train import PretrainConfig
 from unipic.errors import ConfigError
-from unipic.training.pretrain import LINEAGE_FILE, PretrainTrainer, run_pretrain
+from unipic.training.io import LINEAGE_FILE
+from unipic.training.pretrain import PretrainTrainer, run_pretrain
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def run_stage_trainjob(stage: TrainingStage, cfg: Any, preset: str, sets: list[s
                        sleep: Callable[[float], None] = time.sleep) -> TrainJobRun:
     """Run `unipic train <stage> --preset P --set ...` (the component's own config, output included) as a TrainJob
     with cluster.<resources>.nodes nodes and wait for it; raise naming the job if it fails or publishes nothing."""
-    from unipic.rl.stages import LINEAGE_FILE
+    from unipic.training.io import LINEAGE_FILE
     from unipic.storage import ObjectStore, join_uri
 
     _check_inputs(stage, cfg)

@@ -9,9 +9,6 @@ and seeds, `results.json` and a short `report.md`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ from unipic.config.rl import GRPOConfig, RLStageConfig
 from unipic.errors import DataError
 from unipic.lineage import Lineage
 from unipic.logging import get_logger
+from unipic.training.io import export_pipeline
 
 if TYPE_CHECKING:  # torch-heavy modules load inside the stage, so bad input fails fast
     from unipic.rl.evaluate import TaskScore
@@ -31,7 +29,6 @@ if TYPE_CHECKING:  # torch-heavy modules load inside the stage, so bad input fai
 log = get_logger(__name__)
 
 Task = Literal["edit", "t2i"]
-LINEAGE_FILE = "unipic_lineage.json"
 
 
 @dataclass
@@ -108,33 +105,9 @@ def _plots(records: list[dict[str, Any]], work_dir: Path) -> dict[str, str]:
 
 def _export(pipe: Any, output: str, lineage: Lineage, record: dict[str, Any], base_dir: Path, work_dir: Path,
             store_cfg: Any) -> str:
-    from unipic.storage import is_s3_uri
-
-    local_final = None if is_s3_uri(output) else Path(output)
-    parent = local_final.parent if local_final else work_dir
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-tmp-", dir=parent))
-    try:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        (tmp / LINEAGE_FILE).write_text(json.dumps({**lineage.model_dump(), **record}, indent=2, sort_keys=True))
-        card = base_dir / "unipic_model.json"
-        if card.is_file():
-            data = json.loads(card.read_text())
-            data.update(kind=record["kind"], parent=lineage.parent_model, rounds=record["rounds"])
-            (tmp / "unipic_model.json").write_text(json.dumps(data, indent=2, sort_keys=True))
-        if local_final is None:
-            from unipic.storage import ObjectStore
-
-            ObjectStore(store_cfg).publish_dir(tmp, output, metadata=lineage.as_metadata())
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            if local_final.exists():
-                shutil.rmtree(local_final)
-            os.rename(tmp, local_final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return output
+    return export_pipeline(pipe, output, lineage=lineage, record=record, work_dir=work_dir, store_cfg=store_cfg,
+                           card_from=base_dir, card_update={"kind": record["kind"], "parent": lineage.parent_model,
+                                                            "rounds": record["rounds"]})
 
 
 def _report(task: str, before: dict, after: dict, artifacts: dict[str, str], cfg: RLStageConfig,
@@ -175,7 +148,7 @@ def run_rl_stage(task: Task, cfg: RLStageConfig, grpo: GRPOConfig, work_dir: str
     from unipic.rl.prompts import PromptSource, load_conditions
     from unipic.rl.rewards import build_reward
     from unipic.rl.trainer import FlowGRPOTrainer
-    from unipic.training.pretrain import resolve_input
+    from unipic.training.io import resolve_input
 
     t0 = time.perf_counter()
     key = f"rl.{task}"

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +33,12 @@ from unipic.lineage import Lineage
 from unipic.logging import get_logger
 from unipic.models.metaquery.model import image_to_dit, image_to_mllm
 from unipic.training.data import DatasetIndex, EditBatch, T2IBatch, build_joint_batches, read_shard
+from unipic.training.io import export_pipeline, resolve_input
 from unipic.training.parallel import ParallelContext, init_parallel
 from unipic.training.trainer import StepOutput, Trainer, TrainResult
 
 log = get_logger(__name__)
 
-LINEAGE_FILE = "unipic_lineage.json"
 
 
 def to_pil(images: torch.Tensor) -> list[Any]:
@@ -83,16 +80,6 @@ class MetaQueryTrainable(nn.Module):
             ref_latents=None if ref_latents is None else ref_latents.to(dtype),
             return_dict=False,
         )[0]
-
-
-def resolve_input(uri: str, what: str, key: str, store_cfg: Any, cache_dir: Path) -> Path:
-    if not uri:
-        raise ConfigError(
-            f"{key} is empty: give the {what} as a local directory or an s3:// URI (--set {key}=PATH)"
-        )
-    from unipic.storage import materialize
-
-    return Path(materialize(uri, store_cfg, cache_dir))
 
 
 def load_start_pipeline(init_dir: Path, mq: MetaQueryConfig, store_cfg: Any = None) -> Any:
@@ -317,44 +304,28 @@ class MetaQueryTrainer(Trainer):
     def export(self, output: str | Path, result: TrainResult | None = None) -> str:
         """The MetaQuery model folder (EMA weights, MLLM as a reference when it came from a folder/URI, lineage),
         written to a temp folder and renamed, or published with a manifest for s3://. Only rank 0 writes."""
-        from unipic.storage import ObjectStore, is_s3_uri
-
         lineage = self.lineage()
         out = str(output)
         with self.ema_weights():
             if not self.ctx.is_main:
                 return out
-            local_final = None if is_s3_uri(out) else Path(out)
-            parent = local_final.parent if local_final else self.work_dir
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".export-tmp-", dir=parent))
+            record = {
+                "kind": "metaquery",
+                "metaquery_stage": self.cfg.stage,
+                "steps": self.step,
+                "image_to": self.mq.image_to,
+                "train_connector": self.cfg.train_connector,
+                "train_dit": self.cfg.dit_trainable(),
+                "final_loss": (result.losses.get(result.last_step) if result else None),
+                "exported_weights": "ema" if self.ema else "live",
+            }
+            was = self.model.training
+            self.model.eval()
             try:
-                was = self.model.training
-                self.model.eval()
-                self.pipe.save_pretrained(tmp)
+                export_pipeline(self.pipe, out, lineage=lineage, record=record, work_dir=self.work_dir,
+                                store_cfg=self.store_cfg)
+            finally:
                 self.model.train(was)
-                record = {
-                    **lineage.model_dump(),
-                    "kind": "metaquery",
-                    "metaquery_stage": self.cfg.stage,
-                    "steps": self.step,
-                    "image_to": self.mq.image_to,
-                    "train_connector": self.cfg.train_connector,
-                    "train_dit": self.cfg.dit_trainable(),
-                    "final_loss": (result.losses.get(result.last_step) if result else None),
-                    "exported_weights": "ema" if self.ema else "live",
-                }
-                (tmp / LINEAGE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-                if local_final is None:
-                    ObjectStore(self.store_cfg).publish_dir(tmp, out, metadata=lineage.as_metadata())
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:
-                    if local_final.exists():
-                        shutil.rmtree(local_final)
-                    os.rename(tmp, local_final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
         log.info("exported the MetaQuery model to %s", out)
         return out
 

@@ -13,9 +13,6 @@ the EMA weights in `transformer/`, a lineage file, and publication to the object
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,25 +23,15 @@ import torch.nn.functional as F
 from unipic.config.base import config_hash
 from unipic.config.train import PretrainConfig
 from unipic.device import resolve_device
-from unipic.errors import ConfigError
 from unipic.lineage import Lineage
 from unipic.logging import get_logger
 from unipic.training.data import DatasetIndex, EditBatch, T2IBatch, build_joint_batches, read_shard
+from unipic.training.io import export_pipeline, resolve_input
 from unipic.training.parallel import ParallelContext, init_parallel
 from unipic.training.trainer import StepOutput, Trainer, TrainResult
 
 log = get_logger(__name__)
 
-LINEAGE_FILE = "unipic_lineage.json"
-
-
-def resolve_input(uri: str, what: str, key: str, store_cfg: Any, cache_dir: Path) -> Path:
-    if not uri:
-        raise ConfigError(f"{key} is empty: give the {what} as a local directory or an s3:// URI "
-                          f"(e.g. --set {key}=path)")
-    from unipic.storage import materialize
-
-    return Path(materialize(uri, store_cfg, cache_dir))
 
 
 class PretrainTrainer(Trainer):
@@ -218,43 +205,23 @@ class PretrainTrainer(Trainer):
     def export(self, output: str | Path, result: TrainResult | None = None) -> str:
         """Write the pipeline folder with the EMA transformer weights + lineage; publish if s3://.
         Collective under DeepSpeed (ZeRO-3 gathers); only rank 0 writes."""
-        from unipic.storage import is_s3_uri
-
         lineage = self.lineage()
+        out = str(output)
         with self.ema_weights():
             if not self.ctx.is_main:
-                return str(output)
-            out = str(output)
-            local_final = None if is_s3_uri(out) else Path(out)
-            parent = local_final.parent if local_final else self.work_dir
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".export-tmp-", dir=parent))
+                return out
+            record = {"kind": "pretrain", "steps": self.step,
+                      "final_loss": (result.losses.get(result.last_step) if result else None),
+                      "ema_decay": self.cfg.ema_decay, "exported_weights": "ema" if self.ema else "live"}
+            was = self.model.training
+            self.model.eval()
             try:
-                was = self.model.training
-                self.model.eval()
-                self.pipe.save_pretrained(tmp, safe_serialization=True)
+                export_pipeline(self.pipe, out, lineage=lineage, record=record, work_dir=self.work_dir,
+                                store_cfg=self.store_cfg, card_from=self.base_dir,
+                                card_update={"kind": "pretrain", "parent": str(self.cfg.base_model),
+                                             "steps": self.step})
+            finally:
                 self.model.train(was)
-                record = {**lineage.model_dump(), "kind": "pretrain", "steps": self.step,
-                          "final_loss": (result.losses.get(result.last_step) if result else None),
-                          "ema_decay": self.cfg.ema_decay, "exported_weights": "ema" if self.ema else "live"}
-                (tmp / LINEAGE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-                card = self.base_dir / "unipic_model.json"
-                if card.is_file():
-                    data = json.loads(card.read_text())
-                    data.update(kind="pretrain", parent=str(self.cfg.base_model), steps=self.step)
-                    (tmp / "unipic_model.json").write_text(json.dumps(data, indent=2, sort_keys=True))
-                if local_final is None:
-                    from unipic.storage import ObjectStore
-
-                    ObjectStore(self.store_cfg).publish_dir(tmp, out, metadata=lineage.as_metadata())
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:
-                    if local_final.exists():
-                        shutil.rmtree(local_final)
-                    os.rename(tmp, local_final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
         log.info("exported the trained pipeline to %s", out)
         return out
 
