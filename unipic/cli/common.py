@@ -17,3 +17,19 @@ SetOpt = Annotated[
 
 def make_config(preset: str, sets: list[str] | None) -> UniPicConfig:
     return load_config(preset, sets or [])
+
+
+def echo_train_summary(res, **extra) -> None:
+    """A training stage's result as JSON on stdout, once per job (rank 0 under a launcher)."""
+    import json
+    import os
+
+    t = res.train
+    summary = {
+        "model": res.model, **extra, "steps": t.last_step, "resumed_from_step": t.first_step,
+        "final_loss": t.losses.get(t.last_step), "checkpoint": str(t.checkpoint) if t.checkpoint else None,
+        "metrics": str(t.metrics_path), "loss_curve": str(t.curve_png) if t.curve_png else None,
+        "samples": [str(p) for p in t.sample_grids], "lineage": res.lineage.as_metadata(),
+    }
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(json.dumps(summary, indent=2))

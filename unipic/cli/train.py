@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from unipic.cli.common import PresetOpt, SetOpt, make_config
+from unipic.cli.common import PresetOpt, SetOpt, echo_train_summary, make_config
 
 app = typer.Typer(help="Train: pre-training (joint T2I + editing); RL and MetaQuery stages.", no_args_is_help=True)
 
@@ -56,22 +55,7 @@ def pretrain_cmd(preset: PresetOpt = "ci", set_: SetOpt = None, resume: ResumeOp
     wd = stage_work_dir(cfg, "pretrain", work_dir)
     res = run_pretrain(cfg.pretrain, wd, store_cfg=cfg.store, resume=resume_from or resume,
                        stop_at=stop_at)
-    t = res.train
-    summary = {
-        "model": res.model,
-        "steps": t.last_step,
-        "resumed_from_step": t.first_step,
-        "final_loss": t.losses.get(t.last_step),
-        "checkpoint": str(t.checkpoint) if t.checkpoint else None,
-        "metrics": str(t.metrics_path),
-        "loss_curve": str(t.curve_png) if t.curve_png else None,
-        "samples": [str(p) for p in t.sample_grids],
-        "lineage": res.lineage.as_metadata(),
-    }
-    import os
-
-    if os.environ.get("RANK", "0") == "0":
-        typer.echo(json.dumps(summary, indent=2))
+    echo_train_summary(res)
 
 
 def _attach_extensions() -> None:
