@@ -91,3 +91,17 @@ def test_secrets_never_dumped_or_hashed(monkeypatch):
 def test_store_endpoint_validation():
     with pytest.raises(ConfigError, match="store.endpoint"):
         load_config("ci", ["store.endpoint=http://127.0.0.1:9000"])
+
+
+@pytest.mark.parametrize("preset", ["ci", "smoke"])  # base curates a given source (web data), not ShapesWorld
+def test_presets_generate_data_their_own_curation_gate_accepts(preset):
+    """Each task's expected share of the generated data must sit inside the gate's balance bounds with room
+    for rejections, or the preset's pipeline fails its own GX suite (found by running the smoke DAG)."""
+    cfg = load_config(preset)
+    sh, gate = cfg.shapes, cfg.curation.gate
+    total = sh.n_t2i + sh.n_edit
+    shares = [sh.n_t2i / total / len(sh.t2i_tasks)] * len(sh.t2i_tasks)
+    shares += [sh.n_edit / total / len(sh.edit_categories)] * len(sh.edit_categories)
+    assert min(shares) * 0.8 >= gate.min_task_fraction, (preset, min(shares), gate.min_task_fraction)
+    assert max(shares) * 1.2 <= gate.max_task_fraction, (preset, max(shares), gate.max_task_fraction)
+    assert total >= gate.min_rows / 0.9, (preset, total, gate.min_rows)
