@@ -6,7 +6,8 @@ Rows (all scored by the exact ShapesWorld detector on the same held-out prompts 
     .venv/bin/python benchmarks/rl_table4.py --model PRETRAINED --data DATASET --heldout HELDOUT \
         --work /tmp/table4 --out benchmarks/results/rl_table4 [--set rl.edit.steps=12 ...]
 
-(b), (c) and (d) run `unipic.rl.stages.run_rl_stage` with the given preset and overrides; (a) is the "before"
+(b), (c) and (d) run `unipic.rl.stages.run_rl_stage` with the given preset and overrides (or come from a finished
+stage's lineage record with `--from-stage NAME=JSON`, e.g. a pipeline run's PDTR stages); (a) is the "before"
 of (b). Results: <out>.json and <out>.md (the table, with seeds, budgets and wall time).
 """
 
@@ -28,6 +29,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results/rl_table4"))
     ap.add_argument("--preset", default="smoke")
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--from-stage", action="append", default=[], metavar="NAME=LINEAGE_JSON",
+                    help="take row NAME (b_edit_rl, c_t2i_rl, d_pdtr) from a finished stage's unipic_lineage.json "
+                         "or results.json (its before/after scores) instead of training it, e.g. the PDTR stages "
+                         "of a pipeline run")
     args = ap.parse_args()
 
     from unipic.config import load_config
@@ -37,14 +42,22 @@ def main() -> None:
     rows: dict[str, dict] = {}
     timing: dict[str, float] = {}
 
+    done = {k: json.loads(Path(v).read_text()) for k, v in (x.split("=", 1) for x in args.from_stage)}
+
     def stage(task: str, base: str, name: str) -> str:
+        if name in done:
+            rec = done[name]
+            rows.setdefault("a_pretrained", rec["before"])
+            rows[name], rows[f"{name}/before"] = rec["after"], rec["before"]
+            timing[name] = rec.get("seconds", float("nan"))
+            return str(rec.get("model") or rec.get("uri") or "")
         sets = list(args.set) + [f"rl.{task}.base_model={base}", f"rl.{task}.dataset={args.data}",
                                  f"rl.{task}.output={work / name / 'model'}"]
         if args.heldout:
             sets.append(f"rl.{task}.eval_dataset={args.heldout}")
         cfg = load_config(args.preset, sets)
         t0 = time.perf_counter()
-        res = run_rl_stage(task, getattr(cfg.rl, task), cfg.rl.grpo, work / name)
+        res = run_rl_stage(task, getattr(cfg.rl, task), cfg.rl.grpo, work / name, store_cfg=cfg.store)
         timing[name] = time.perf_counter() - t0
         rows.setdefault("a_pretrained", res.before)
         rows[name] = res.after
