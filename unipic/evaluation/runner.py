@@ -96,8 +96,9 @@ def evaluate(cfg: Any, shapes: Any, out_dir: str | Path, *, model: str | None = 
             raise EvaluationError("no model given: pass --model DIR|s3://...")
         from unipic.device import resolve_device
 
-        pipeline = load_model(model, store_cfg).to(
-            resolve_device(cfg.generation.device, key="evaluation.generation.device"))
+        pipeline = load_model(model, store_cfg)
+        if callable(getattr(pipeline, "to", None)):  # oracles and remote scorers hold no weights
+            pipeline.to(resolve_device(cfg.generation.device, key="evaluation.generation.device"))
     needs_judge = any(n in ("shapes_gedit", "gedit", "imgedit", "dpg") for n in names)
     g = cfg.generation
     results: dict[str, Any] = {
