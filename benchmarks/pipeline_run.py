@@ -31,16 +31,24 @@ def _t(clock: str, day: dt.date) -> float:
 
 
 def parse_log(text: str, day: dt.date) -> dict[str, dict[str, float]]:
+    """Task timings from a run log. `day` is the run's start date: kfp.local prints clock times only, so a
+    clock that goes backwards by more than 12 h is the next day (runs that cross midnight)."""
     tasks: dict[str, dict[str, float]] = {}
     current = None
+    last = None
     for raw in text.splitlines():
         line = ANSI.sub("", raw).strip()
         if m := ORCH.match(line):
+            t = _t(m.group(1), day)
+            if last is not None and t < last - 12 * 3600:
+                day += dt.timedelta(days=1)
+                t = _t(m.group(1), day)
+            last = t
             if m.group(3):
                 current = m.group(3)
-                tasks[current] = {"start": _t(m.group(1), day)}
+                tasks[current] = {"start": t}
             elif m.group(4) in tasks:
-                tasks[m.group(4)]["end"] = _t(m.group(1), day)
+                tasks[m.group(4)]["end"] = t
         elif (m := EXEC.search(line)) and current:
             ts = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
             tasks[current]["work_start" if m.group(2).startswith("Got") else "work_end"] = ts
@@ -63,7 +71,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="ci")
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--from-log", type=Path, help="summarise an existing run log instead of running (total = "
+                    "first task start to last task end)")
+    ap.add_argument("--start-date", type=dt.date.fromisoformat, help="with --from-log: the run's start date")
     args = ap.parse_args()
+    if args.from_log:
+        tasks = parse_log(args.from_log.read_text(), args.start_date or dt.date.today())
+        ends = [t["end"] for t in tasks.values() if "end" in t]
+        total = max(ends) - min(t["start"] for t in tasks.values()) if ends else 0.0
+        write(summarize(tasks, total), args.preset, args.set, args.start_date or dt.date.today(), None, None)
+        return
     cmd = [sys.executable, "-m", "unipic.cli.main", "run", "--preset", args.preset, "--no-cache"]
     for s in args.set:
         cmd += ["--set", s]
@@ -77,17 +94,23 @@ def main() -> None:
     log = log_path.read_text()
     if proc.returncode != 0:
         sys.exit(f"run failed (rc {proc.returncode}); log in {RESULTS / f'pipeline_{args.preset}.log'}")
-    res = summarize(parse_log(log, dt.date.today()), total)
-    res.update(preset=args.preset, overrides=args.set, date=dt.date.today().isoformat(), cpus=os.cpu_count(),
-               load_avg_start=load_start, load_avg_end=os.getloadavg())
-    (RESULTS / f"pipeline_{args.preset}.json").write_text(json.dumps(res, indent=2))
-    lines = [f"# Pipeline run, preset `{args.preset}` ({res['date']})", "",
+    day = dt.date.fromtimestamp(start)
+    write(summarize(parse_log(log, day), total), args.preset, args.set, day, load_start, os.getloadavg())
+
+
+def write(res: dict, preset: str, overrides: list[str], day: dt.date, load_start, load_end) -> None:
+    res.update(preset=preset, overrides=overrides, date=day.isoformat(), cpus=os.cpu_count(),
+               load_avg_start=load_start, load_avg_end=load_end)
+    (RESULTS / f"pipeline_{preset}.json").write_text(json.dumps(res, indent=2))
+    lines = [f"# Pipeline run, preset `{preset}` ({res['date']})", "",
              f"Total {res['total_s']} s; stage work {res['sum_work_s']} s; orchestration overhead "
-             f"{res['overhead_s']} s ({100 * res['overhead_share']:.1f} % of the total). {res['cpus']} CPUs, load "
-             f"average {res['load_avg_start'][0]:.1f} at the start and {res['load_avg_end'][0]:.1f} at the end.", "",
+             f"{res['overhead_s']} s ({100 * res['overhead_share']:.1f} % of the total). {res['cpus']} CPUs"
+             + (f", load average {load_start[0]:.1f} at the start and {load_end[0]:.1f} at the end."
+                if load_end else "."),
+             "",
              "| task | wall (s) | work (s) |", "|---|---|---|"]
     lines += [f"| {r['task']} | {r['wall_s']} | {r['work_s']} |" for r in res["tasks"]]
-    (RESULTS / f"pipeline_{args.preset}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"pipeline_{preset}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
