@@ -9,8 +9,6 @@ real weights.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from unipic.config.model import ModelConfig
 from unipic.lineage import Lineage
 from unipic.logging import get_logger
 from unipic.models.errors import ModelError
+from unipic.storage.local import replace_dir
 
 log = get_logger(__name__)
 
@@ -52,10 +51,8 @@ def bootstrap_base_model(model_cfg: ModelConfig, out_dir: str | Path, overwrite:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ModelError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
     pipe = build_pipeline(model_cfg)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with replace_dir(out) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
         write_model_card(
             tmp,
@@ -67,12 +64,6 @@ def bootstrap_base_model(model_cfg: ModelConfig, out_dir: str | Path, overwrite:
             },
         )
         _check_safetensors_only(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("bootstrapped %s (transformer %.2f M params)", out, count_parameters(pipe.transformer) / 1e6)
     return out
 

@@ -10,9 +10,6 @@ new parameter on the meta device, notes/feas_ml.md §3.)
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -21,6 +18,7 @@ from diffusers.models.model_loading_utils import load_state_dict
 from unipic.logging import get_logger
 from unipic.models.errors import ModelLoadError
 from unipic.models.kontext import SD3KontextTransformer
+from unipic.storage.local import replace_dir
 
 log = get_logger(__name__)
 
@@ -99,14 +97,6 @@ def convert_transformer(src: str | Path, out: str | Path, overwrite: bool = Fals
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ModelLoadError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
     model = load_kontext_transformer(src)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with replace_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -4,8 +4,6 @@ exported so that no reader ever sees a half-written folder."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,26 +32,23 @@ def export_pipeline(pipe: Any, output: str, *, lineage: Lineage, record: dict[st
     into place, or publish it to s3:// with the manifest written last. `card_from`'s model card is carried
     over with `card_update` applied."""
     from unipic.storage import ObjectStore, is_s3_uri
+    from unipic.storage.local import replace_dir
 
-    local_final = None if is_s3_uri(output) else Path(output)
-    parent = local_final.parent if local_final else Path(work_dir)
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-tmp-", dir=parent))
-    try:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        (tmp / LINEAGE_FILE).write_text(json.dumps({**lineage.model_dump(), **record}, indent=2, sort_keys=True))
+    def fill(folder: Path) -> None:
+        pipe.save_pretrained(folder, safe_serialization=True)
+        (folder / LINEAGE_FILE).write_text(
+            json.dumps({**lineage.model_dump(), **record}, indent=2, sort_keys=True))
         card = card_from / MODEL_CARD if card_from else None
         if card is not None and card.is_file():
             data = {**json.loads(card.read_text()), **(card_update or {})}
-            (tmp / MODEL_CARD).write_text(json.dumps(data, indent=2, sort_keys=True))
-        if local_final is None:
-            ObjectStore(store_cfg).publish_dir(tmp, output, metadata=lineage.as_metadata())
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            if local_final.exists():
-                shutil.rmtree(local_final)
-            os.rename(tmp, local_final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            (folder / MODEL_CARD).write_text(json.dumps(data, indent=2, sort_keys=True))
+
+    if not is_s3_uri(output):
+        with replace_dir(Path(output)) as tmp:
+            fill(tmp)
+        return output
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-tmp-", dir=work_dir) as tmp:
+        fill(Path(tmp))
+        ObjectStore(store_cfg).publish_dir(Path(tmp), output, metadata=lineage.as_metadata())
     return output
