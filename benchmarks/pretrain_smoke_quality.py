@@ -11,6 +11,7 @@ cores at the defaults (notes/shapesworld_learnability.md §3: colour is learned 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -21,9 +22,11 @@ from pretrain_common import RESULTS, environment, write_results
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=None, help="default: the smoke preset's pretrain.steps")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--edit-ratio", type=float, default=0.25)
+    ap.add_argument("--edit-ratio", type=float, default=None, help="default: the smoke preset's")
+    ap.add_argument("--train-split-eval", action="store_true",
+                    help="also evaluate the trained model on training compositions (evaluation.split=train)")
     ap.add_argument("--n-t2i", type=int, default=8000)
     ap.add_argument("--n-edit", type=int, default=4000)
     ap.add_argument("--n-per-task", type=int, default=8)
@@ -49,15 +52,23 @@ def main() -> None:
     t0 = time.time()
     before = flat_metrics(evaluate(cfg.evaluation, cfg.shapes, work / "eval_base", model=str(base), benchmarks=benches))
     eval_s = time.time() - t0
+    steps = args.steps or cfg.pretrain.steps
+    edit_ratio = cfg.pretrain.edit_ratio if args.edit_ratio is None else args.edit_ratio
     pcfg = cfg.pretrain.model_copy(update={
-        "dataset": str(data), "base_model": str(base), "output": str(work / "model"), "steps": args.steps,
-        "batch_size": args.batch, "edit_ratio": args.edit_ratio, "warmup_steps": min(50, args.steps // 5),
-        "checkpoint_every": max(1, args.steps // 3), "sample_every": max(1, args.steps // 3)})
+        "dataset": str(data), "base_model": str(base), "output": str(work / "model"), "steps": steps,
+        "batch_size": args.batch, "edit_ratio": edit_ratio, "warmup_steps": min(cfg.pretrain.warmup_steps, steps // 5),
+        "checkpoint_every": max(1, steps // 3), "sample_every": max(1, steps // 3)})
     t0 = time.time()
     res = run_pretrain(pcfg, work / "run")
     train_s = time.time() - t0
     after = flat_metrics(evaluate(cfg.evaluation, cfg.shapes, work / "eval_trained", model=res.model,
                                   benchmarks=benches))
+    if args.train_split_eval:
+        ecfg = cfg.evaluation.model_copy(update={"split": "train"})
+        trainsplit = flat_metrics(evaluate(ecfg, cfg.shapes, work / "eval_trained_trainsplit", model=res.model,
+                                           benchmarks=benches))
+        (RESULTS / "pretrain_smoke_quality_trainsplit.json").write_text(
+            json.dumps({"split": "train", "metrics": trainsplit}, indent=1))
     keys = sorted(k for k in set(before) | set(after) if k.startswith(("shapes_geneval", "shapes_gedit")))
     rows = [{"metric": k, "untrained": before.get(k), "trained": after.get(k)} for k in keys]
     grids = res.train.sample_grids
@@ -66,11 +77,13 @@ def main() -> None:
     if res.train.curve_png:
         shutil.copy(res.train.curve_png, RESULTS / "pretrain_smoke_loss.png")
     t = res.train
-    payload = {"steps": t.last_step, "batch": args.batch, "edit_ratio": args.edit_ratio, "train_s": train_s,
+    payload = {"steps": t.last_step, "batch": args.batch, "edit_ratio": edit_ratio,
+               "task_weights": pcfg.task_weights, "train_s": train_s,
                "eval_s_untrained": eval_s, "final_loss": t.losses.get(t.last_step), "first_loss": t.losses.get(1),
                "metrics_untrained": before, "metrics_trained": after, "work_dir": str(work),
                "environment": environment()}
-    notes = [f"{t.last_step} steps at batch {args.batch} (edit ratio {args.edit_ratio}) in {train_s / 60:.1f} min "
+    notes = [f"{t.last_step} steps at batch {args.batch} (edit ratio {edit_ratio}, task weights "
+             f"{pcfg.task_weights or 'uniform'}) in {train_s / 60:.1f} min "
              f"wall; loss {t.losses.get(1):.3f} -> {t.losses.get(t.last_step):.3f}",
              f"{args.n_per_task} prompts per task / edit category, 1 image each, held-out compositions, "
              "20 Euler steps, CFG 4 (evaluation preset)",

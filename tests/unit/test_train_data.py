@@ -139,3 +139,48 @@ def test_clear_errors(tmp_path):
     batches, _ = build_joint_batches(root, batch_size=8, edit_ratio=0.0, seed=0)
     with pytest.raises(DataError, match="t2i-00000"):
         take(batches, 3)
+
+
+def _two_task_dataset(root: Path) -> Path:
+    """make_dataset with half of the edit rows relabelled 'remove', so weights have two tasks to balance."""
+    make_dataset(root, n_t2i=8, n_edit=32)
+    df = pd.read_parquet(root / "index.parquet")
+    edit = df["kind"] == "edit"
+    df.loc[edit & (df["sample_id"].str[-1].astype(int) % 2 == 1), "task"] = "remove"
+    df.to_parquet(root / "index.parquet")
+    return root
+
+
+def _epoch_ids(root: Path, weights: dict[str, float] | None, seed: int = 0) -> list[str]:
+    batches, _ = build_joint_batches(root, batch_size=4, edit_ratio=1.0, seed=seed, task_weights=weights)
+    stream = batches.streams["edit"]
+    return [sid for sid, _, _ in stream.next_entries(len(stream))]
+
+
+def test_task_weights_oversample_and_drop(tmp_path):
+    root = _two_task_dataset(tmp_path / "ds")
+    tasks = pd.read_parquet(root / "index.parquet").set_index("sample_id")["task"]
+    plain = _epoch_ids(root, None)
+    assert sorted(tasks[plain].value_counts().to_dict().items()) == [("recolor", 16), ("remove", 16)]
+    tripled = _epoch_ids(root, {"recolor": 3})
+    counts = tasks[tripled].value_counts().to_dict()
+    assert counts == {"recolor": 48, "remove": 16}
+    assert all(tripled.count(s) == 3 for s in tasks[tasks == "recolor"].index)
+    dropped = _epoch_ids(root, {"remove": 0})
+    assert set(tasks[dropped]) == {"recolor"} and len(dropped) == 16
+    half = _epoch_ids(root, {"remove": 0.5})
+    assert 0 < tasks[half].tolist().count("remove") < 16
+    assert half == _epoch_ids(root, {"remove": 0.5}), "fractional weights are drawn from the seed"
+
+
+def test_task_weights_reject_unknown_tasks_and_negative_weights(tmp_path):
+    from unipic.config import load_config
+    from unipic.errors import ConfigError
+
+    root = _two_task_dataset(tmp_path / "ds")
+    with pytest.raises(DataError, match=r"\['recolour'\].*\['recolor', 'remove', 'single_object'\]"):
+        build_joint_batches(root, batch_size=4, edit_ratio=1.0, seed=0, task_weights={"recolour": 2})
+    # weight 1 is the default, so a preset may name a task some datasets lack (base: {recolor: 1})
+    build_joint_batches(root, batch_size=4, edit_ratio=1.0, seed=0, task_weights={"recolour": 1})
+    with pytest.raises(ConfigError, match="task weights must be >= 0"):
+        load_config("ci", ["pretrain.task_weights={recolor: -1}"])

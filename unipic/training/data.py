@@ -8,6 +8,10 @@ processes each global batch of batch_size x world_size samples is cut into per-r
 
 `JointBatches` interleaves the two kinds deterministically from the step number (the paper alternates
 generation and editing batches; `edit_ratio` = 0.5 gives exactly that).
+
+`task_weights` re-balances a mix without regenerating data: a sample of a task with weight w appears
+floor(w) times per epoch, plus once more with probability frac(w) (drawn from the seed), so 0 drops the
+task and 3 triples it. Small CPU budgets spend their edit batches where the model learns slowest.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,7 +116,9 @@ class KindStream:
     """Deterministic, resumable stream of one kind's samples (see the module docstring)."""
 
     def __init__(self, root: Path, rows, kind: str, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 cache_loader: Callable[[str], dict[str, dict[str, torch.Tensor]]] | None = None):
+                 cache_loader: Callable[[str], dict[str, dict[str, torch.Tensor]]] | None = None,
+                 task_weights: Mapping[str, float] | None = None):
+        rows = _reweighted(rows, task_weights, seed, kind) if task_weights else rows
         if len(rows) == 0:
             raise DataError(f"the dataset at {root} has no '{kind}' samples in this split")
         if len(rows) < batch_size * world_size:
@@ -218,6 +224,16 @@ def _stack(blobs: list[bytes], ids: list[str]) -> torch.Tensor:
     return torch.stack(images)
 
 
+def _reweighted(rows, weights: Mapping[str, float], seed: int, kind: str):
+    """Rows repeated by their task's weight (see the module docstring); order is restored by the stream."""
+    if "task" not in rows.columns:
+        raise DataError("task_weights needs a 'task' column in index.parquet; regenerate the dataset")
+    w = rows["task"].map(lambda t: float(weights.get(str(t), 1.0))).to_numpy()
+    frac = np.random.default_rng([seed, KIND_IDS[kind], 7]).random(len(w))
+    reps = np.floor(w).astype(int) + (frac < w - np.floor(w))
+    return rows.loc[rows.index.repeat(reps)]
+
+
 def kind_for_step(n: int, edit_ratio: float) -> str:
     """Edit batches spread evenly: step n is an edit step when floor((n+1) r) > floor(n r)."""
     return "edit" if math.floor((n + 1) * edit_ratio + 1e-9) > math.floor(n * edit_ratio + 1e-9) else "t2i"
@@ -258,8 +274,14 @@ class JointBatches:
 def build_joint_batches(root: Path, *, batch_size: int, edit_ratio: float, seed: int, split: str = "train",
                         rank: int = 0, world_size: int = 1,
                         cache_loaders: dict[str, Callable[[str], dict[str, dict[str, torch.Tensor]]]] | None = None,
+                        task_weights: Mapping[str, float] | None = None,
                         ) -> tuple[JointBatches, DatasetInfo]:
     index = DatasetIndex(root, split)
+    if task_weights and "task" in index.df.columns:
+        unknown = sorted({t for t, w in task_weights.items() if w != 1} - set(index.df["task"].astype(str)))
+        if unknown:
+            raise DataError(f"task_weights names tasks {unknown} that the dataset at {root} does not have "
+                            f"(it has {sorted(set(index.df['task'].astype(str)))})")
     streams: dict[str, KindStream | None] = {}
     for kind, needed in (("t2i", edit_ratio < 1), ("edit", edit_ratio > 0)):
         rows = index.rows(kind)
@@ -267,5 +289,5 @@ def build_joint_batches(root: Path, *, batch_size: int, edit_ratio: float, seed:
             streams[kind] = None
             continue
         loader = (cache_loaders or {}).get(kind)
-        streams[kind] = KindStream(root, rows, kind, batch_size, seed, rank, world_size, loader)
+        streams[kind] = KindStream(root, rows, kind, batch_size, seed, rank, world_size, loader, task_weights)
     return JointBatches(streams["t2i"], streams["edit"], edit_ratio), index.info()
