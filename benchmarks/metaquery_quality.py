@@ -88,6 +88,7 @@ def continue_kontext(cfg, work: Path, kontext: Path, data: Path, steps: int) -> 
             "checkpoint_every": 0,
             "sample_every": 0,
             "edit_ratio": 0.5,
+            "task_weights": cfg.metaquery.train.task_weights,  # the same data mix as MetaQuery's stage 2
         }
     )
     run_pretrain(pre, work / f"kontext-plus{steps}-run")

@@ -182,5 +182,7 @@ def test_task_weights_reject_unknown_tasks_and_negative_weights(tmp_path):
         build_joint_batches(root, batch_size=4, edit_ratio=1.0, seed=0, task_weights={"recolour": 2})
     # weight 1 is the default, so a preset may name a task some datasets lack (base: {recolor: 1})
     build_joint_batches(root, batch_size=4, edit_ratio=1.0, seed=0, task_weights={"recolour": 1})
-    with pytest.raises(ConfigError, match="task weights must be >= 0"):
+    with pytest.raises(ConfigError, match=r"pretrain\.task_weights\.recolor.*greater than or equal to 0"):
         load_config("ci", ["pretrain.task_weights={recolor: -1}"])
+    with pytest.raises(ConfigError, match=r"metaquery\.train\.task_weights\.add"):
+        load_config("ci", ["metaquery.train.task_weights={add: -2}"])

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from unipic.config.base import Section
-from unipic.config.train import TimestepConfig, TrainerConfig
+from unipic.config.train import TASK_WEIGHTS_HELP, TaskWeights, TimestepConfig, TrainerConfig
 
 ImageRoute = Literal["both", "mllm", "dit", "none"]
 
@@ -96,6 +96,7 @@ class MetaQueryTrainConfig(TrainerConfig):
     edit_ratio: float | None = Field(
         default=None, ge=0, le=1, description="share of editing batches; null = 0 in stage 1, 0.5 in stage 2"
     )
+    task_weights: TaskWeights = Field(default_factory=dict, description=TASK_WEIGHTS_HELP)
     caption_dropout: float = Field(default=0.1, ge=0, lt=1, description="share of empty prompts, for CFG")
     train_connector: bool = Field(default=True, description="Table 3 ablation switch (queries + connector)")
     train_dit: bool | None = Field(default=None, description="null = stage 2 only (Table 3 ablation switch)")

@@ -85,6 +85,11 @@ class RLStageConfig(TrainerConfig):
     prompts_per_round: int = Field(default=2, ge=1, description="distinct prompts (groups) per round")
     max_prompts: int = Field(default=64, ge=1, description="prompts/instructions drawn from the dataset")
     tasks: list[str] = Field(default_factory=list, description="only these T2I tasks / edit categories (empty = all)")
+    eval_tasks: list[str] = Field(
+        default_factory=list,
+        description="T2I tasks and edit categories scored before/after, for both kinds (empty = `tasks` for the "
+                    "stage's own kind, all for the other); give both stages the same list so their scores chain",
+    )
     reward: RewardConfig = Field(default_factory=RewardConfig)
     eval_prompts: int = Field(default=8, ge=1, description="fixed held-out prompts scored and shown before/after")
     eval_seeds: int = Field(default=2, ge=1, description="seeds per eval prompt")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, model_validator
 
 from unipic.config.base import Section
 
@@ -76,6 +76,10 @@ class TrainerConfig(Section):
         return self
 
 
+TaskWeights = dict[str, NonNegativeFloat]
+TASK_WEIGHTS_HELP = "sampling weight per T2I task / edit category (default 1, 0 drops it), e.g. {recolor: 4}"
+
+
 class TimestepConfig(Section):
     """SD3 timestep sampling (Esser et al. 2024): t = sigmoid(N(mean, std)), then a resolution shift."""
 
@@ -104,10 +108,7 @@ class PretrainConfig(TrainerConfig):
     edit_ratio: float = Field(
         default=0.5, ge=0, le=1, description="fraction of steps that are editing batches (paper: alternating = 0.5)"
     )
-    task_weights: dict[str, float] = Field(
-        default_factory=dict,
-        description="sampling weight per T2I task / edit category (default 1, 0 drops it), e.g. {recolor: 4}",
-    )
+    task_weights: TaskWeights = Field(default_factory=dict, description=TASK_WEIGHTS_HELP)
     caption_dropout: float = Field(default=0.1, ge=0, lt=1, description="share of empty prompts, for CFG")
     timesteps: TimestepConfig = Field(default_factory=TimestepConfig)
     cache_latents: bool = Field(
@@ -121,11 +122,3 @@ class PretrainConfig(TrainerConfig):
     sample_steps: int = Field(default=20, ge=1)
     sample_guidance: float = Field(default=4.0, ge=1.0)
     split: Literal["train", "heldout", "all"] = "train"
-
-    @field_validator("task_weights")
-    @classmethod
-    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = {k: w for k, w in v.items() if not w >= 0}
-        if bad:
-            raise ValueError(f"task weights must be >= 0, got {bad}")
-        return v

@@ -44,10 +44,14 @@ class RLStageResult:
 
 
 def _eval_conditions(data_dir: Path, kind: str, cfg: RLStageConfig) -> list[Condition]:
-    """Held-out prompts when the dataset has them, else a separately drawn train subset."""
+    """Held-out prompts when the dataset has them, else a separately drawn train subset. A kind none of whose
+    tasks are in `eval_tasks` is not scored."""
     from unipic.rl.prompts import load_conditions
 
-    tasks = cfg.tasks if kind == ("edit" if cfg.reward.weights.get("shapes_edit") else "t2i") else None
+    if cfg.eval_tasks:
+        tasks: list[str] | None = cfg.eval_tasks
+    else:
+        tasks = cfg.tasks if kind == ("edit" if cfg.reward.weights.get("shapes_edit") else "t2i") else None
     for split, seed in (("heldout", 11), ("train", 12)):
         try:
             return load_conditions(data_dir, kind, split=split, max_prompts=cfg.eval_prompts, tasks=tasks,

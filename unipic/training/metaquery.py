@@ -164,6 +164,7 @@ class MetaQueryTrainer(Trainer):
             split=cfg.split,
             rank=ctx.rank,
             world_size=ctx.world_size,
+            task_weights=cfg.task_weights,
         )
         self._sample_edits: list[tuple[Any, str, Any]] | None = None
         super().__init__(cfg, MetaQueryTrainable(pipe), data, work_dir, ctx=ctx, store_cfg=store_cfg)
