@@ -20,6 +20,26 @@ from pathlib import Path
 from pretrain_common import RESULTS, environment, write_results
 
 
+def probe_view(eval_dir: Path) -> dict[str, float]:
+    """The probe's numbers (notes/shapesworld_learnability.md §3, §6) from an evaluation's per-image rows:
+    for "a <colour> <shape>" prompts, exactly one object of the right colour ("single colour") and the strict
+    exact object; for recolour edits, strict success and the right colour at the right place (instruction)."""
+    t2i = [json.loads(x) for x in (eval_dir / "shapes_geneval/rows.jsonl").read_text().splitlines() if x]
+    edits = [json.loads(x) for x in (eval_dir / "shapes_gedit/rows.jsonl").read_text().splitlines() if x]
+    colour_ok = []
+    rows = [r for r in t2i if r["tag"] == "colors"]
+    for r in rows:
+        colour = r["prompt"].split()[1]
+        objects = sum(len(v) for k, v in r["details"].items() if " " not in k)
+        coloured = sum(len(v) for k, v in r["details"].items() if k.startswith(colour + " "))
+        colour_ok.append(objects == 1 and coloured == 1)
+    rec = [r for r in edits if r["group"] == "recolor"]
+    mean = lambda xs: float(sum(xs) / len(xs)) if xs else float("nan")  # noqa: E731
+    return {"colors_n": len(rows), "single_colour": mean(colour_ok), "exact_object": mean([r["strict"] for r in rows]),
+            "recolor_n": len(rec), "recolor_success": mean([r["exact_success"] for r in rec]),
+            "recolor_right_colour_right_place": mean([r["exact_instruction"] for r in rec])}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=None, help="default: the smoke preset's pretrain.steps")
@@ -67,8 +87,9 @@ def main() -> None:
         ecfg = cfg.evaluation.model_copy(update={"split": "train"})
         trainsplit = flat_metrics(evaluate(ecfg, cfg.shapes, work / "eval_trained_trainsplit", model=res.model,
                                            benchmarks=benches))
-        (RESULTS / "pretrain_smoke_quality_trainsplit.json").write_text(
-            json.dumps({"split": "train", "metrics": trainsplit}, indent=1))
+        (RESULTS / "pretrain_smoke_quality_trainsplit.json").write_text(json.dumps(
+            {"split": "train", "metrics": trainsplit,
+             "probe_view": probe_view(work / "eval_trained_trainsplit")}, indent=1))
     keys = sorted(k for k in set(before) | set(after) if k.startswith(("shapes_geneval", "shapes_gedit")))
     rows = [{"metric": k, "untrained": before.get(k), "trained": after.get(k)} for k in keys]
     grids = res.train.sample_grids
@@ -80,7 +101,8 @@ def main() -> None:
     payload = {"steps": t.last_step, "batch": args.batch, "edit_ratio": edit_ratio,
                "task_weights": pcfg.task_weights, "train_s": train_s,
                "eval_s_untrained": eval_s, "final_loss": t.losses.get(t.last_step), "first_loss": t.losses.get(1),
-               "metrics_untrained": before, "metrics_trained": after, "work_dir": str(work),
+               "metrics_untrained": before, "metrics_trained": after,
+               "probe_view_heldout": probe_view(work / "eval_trained"), "work_dir": str(work),
                "environment": environment()}
     notes = [f"{t.last_step} steps at batch {args.batch} (edit ratio {edit_ratio}, task weights "
              f"{pcfg.task_weights or 'uniform'}) in {train_s / 60:.1f} min "
