@@ -128,6 +128,27 @@ def test_phash_is_stable_under_small_changes_and_separates_colours() -> None:
     assert len(luma["base"]) == 64 and len(h["base"]) == 192
 
 
+@pytest.mark.parametrize("h, w", [(64, 64), (128, 128), (128, 77), (77, 128), (50, 33), (100, 128), (31, 64),
+                                  (128, 32), (32, 32), (40, 40), (129, 127), (96, 128)])
+def test_the_hash_resize_is_pillows_bilinear_resize_bit_for_bit(h: int, w: int) -> None:
+    """The compiled resize must be Pillow's, on noise and on flat scenes, for square and odd shapes (where
+    Pillow runs its passes in the other order), and be the path actually taken for RGB views."""
+    from unipic.data.curation.dedup import _pass_order, bilinear_resize
+
+    rng = np.random.default_rng(h * 1000 + w)
+    flat = np.asarray(scene("red", (4, 4), wh=(w, h), r=min(h, w) // 3))
+    blotched = flat.copy()
+    blotched[h // 3:h // 2, w // 4:w // 2] = rng.integers(0, 256, 3)
+    for img in (rng.integers(0, 256, (h, w, 3), dtype=np.uint8), flat, blotched):
+        for side in (32, 16):
+            want = np.asarray(Image.fromarray(img).resize((side, side), Image.Resampling.BILINEAR), np.float32)
+            assert np.array_equal(bilinear_resize(img, side), want)
+    assert _pass_order(h, w, 32) is not None
+    grey = rng.integers(0, 256, (h, w), dtype=np.uint8)  # not RGB: Pillow itself
+    want = np.asarray(Image.fromarray(grey).resize((32, 32), Image.Resampling.BILINEAR), np.float32)
+    assert np.array_equal(bilinear_resize(grey, 32), want)
+
+
 def test_hamming_index_finds_exactly_the_hashes_within_radius() -> None:
     rng = np.random.default_rng(1)
     idx = HammingIndex(64, radius=3)

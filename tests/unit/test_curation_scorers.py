@@ -14,7 +14,7 @@ from unipic.config.curation import CurationConfig, ScorerConfig
 from unipic.data.curation.decode import DecodeFilter
 from unipic.data.curation.quality import QualityFilter
 from unipic.data.curation.sample import Sample
-from unipic.data.curation.scorers import ClipScorer, NoScorer, ShapesDetectorScorer, build_scorer
+from unipic.data.curation.scorers import ClipScorer, NoScorer, ShapesDetectorScorer, build_scorer, t2i_agreement
 from unipic.data.curation.sources import ShapesWorldSource
 from unipic.errors import ConfigError
 
@@ -133,6 +133,26 @@ def test_detector_scores_a_batch_exactly_as_one_sample_at_a_time() -> None:
     samples[3] = Sample("nospec", "t2i", "x", "a red circle", b"", pixels=samples[3].pixels)
     scorer = ShapesDetectorScorer()
     assert scorer.score_batch(samples) == [scorer.score(s) for s in samples]
+
+
+def test_t2i_agreement_is_the_full_t2i_score() -> None:
+    """The lean agreement must be `score_t2i_detection(...).score` exactly, on matching specs, on other
+    samples' specs (wrong counts, colours, shapes, relations) and on noisy, blotched renders."""
+    from unipic.config.data import ShapesConfig
+    from unipic.data.shapes import ShapesDetector, make_t2i_sample, render
+    from unipic.data.shapes.score import score_t2i_detection
+
+    cfg, rng = ShapesConfig(image_size=48), np.random.default_rng(0)
+    made = [make_t2i_sample(cfg, i) for i in range(240)]
+    imgs = np.stack([render(m.scene) for m in made]).astype(np.float32)
+    imgs[::3] += rng.normal(0, 30, imgs[::3].shape)
+    imgs[1::4, 10:20, 10:20] = rng.integers(0, 256, 3)
+    dets = ShapesDetector().detect_batch(np.clip(np.rint(imgs), 0, 255).astype(np.uint8))
+    specs = [m.spec.model_dump() for m in made]
+    pairs = [(d, s) for d, s in zip(dets, specs, strict=True)] + list(zip(dets, specs[7:] + specs[:7], strict=True))
+    got = [t2i_agreement(d, s) for d, s in pairs]
+    assert got == [score_t2i_detection(d, s).score for d, s in pairs]
+    assert len(set(got)) >= 5 and {s["task"] for s in specs} >= {"position", "counting", "color_attr"}
 
 
 def test_build_scorer_validates() -> None:

@@ -123,7 +123,7 @@ class ShapesDetectorScorer:
         self.detector = ShapesDetector()
 
     def score(self, sample: Sample) -> float | None:
-        from unipic.data.shapes.score import score_edit, score_t2i
+        from unipic.data.shapes.score import score_edit
 
         spec = self._spec(sample)
         if spec is None:
@@ -132,14 +132,14 @@ class ShapesDetectorScorer:
             if sample.is_edit:
                 src, tgt = sample.analysis("image"), sample.analysis("target")
                 return float(score_edit([src], [tgt], [spec], self.detector)[0].overall)
-            return float(score_t2i([sample.analysis("image")], [spec], self.detector)[0].score)
+            return t2i_agreement(self.detector.detect(sample.analysis("image")), spec)
         except (ValueError, KeyError, TypeError):
             return None
 
     def score_batch(self, samples: list[Sample]) -> list[float | None]:
         """`score` for each sample, with the T2I images, edit sources and edit targets each detected as one
         batch (`ShapesDetector.detect_batch`: identical detections, a fraction of the per-image cost)."""
-        from unipic.data.shapes.score import score_edit_detections, score_t2i_detection
+        from unipic.data.shapes.score import score_edit_detections
 
         out: list[float | None] = [None] * len(samples)
         specs = [self._spec(s) for s in samples]
@@ -150,7 +150,7 @@ class ShapesDetectorScorer:
         if dets is None or targets is None:
             return [self.score(s) for s in samples]
         for i, det in zip(t2i, dets[:len(t2i)], strict=True):
-            out[i] = _guarded(lambda: score_t2i_detection(det, specs[i]).score)  # noqa: B023
+            out[i] = _guarded(lambda: t2i_agreement(det, specs[i]))  # noqa: B023
         for i, src, tgt in zip(edits, dets[len(t2i):], targets, strict=True):
             out[i] = _guarded(lambda: score_edit_detections(src, tgt, specs[i]).overall)  # noqa: B023
         return out
@@ -170,6 +170,34 @@ class ShapesDetectorScorer:
             return self.detector.detect_batch(views)
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def t2i_agreement(det: Detection, spec: dict) -> float:
+    """`score_t2i_detection(det, spec).score` alone: the same slots, pairing, assignment and relation check in
+    the same order, so the same float, without the diagnostics curation does not keep (reason strings, counters,
+    one dict per object: two thirds of its cost). tests/unit/test_curation_scorers.py holds them equal."""
+    from scipy.optimize import linear_sum_assignment
+
+    from unipic.data.shapes.t2i import T2ISpec
+    from unipic.data.shapes.world import relations
+
+    t2i = T2ISpec.model_validate(spec)
+    slots = [(i, r.shape, r.color) for i, r in enumerate(t2i.objects) for _ in range(r.count)]
+    objs = det.objects
+    n_req, n_det = len(slots), len(objs)
+    pair = np.array([[(1.0 if o.shape == shape else 0.0) if color is None
+                      else 0.5 * (o.shape == shape) + 0.5 * (o.color == color) for o in objs]
+                     for _, shape, color in slots], dtype=np.float64).reshape(n_req, n_det)
+    rows, cols = linear_sum_assignment(-pair) if n_req and n_det else (np.array([], int), np.array([], int))
+    got = pair[rows, cols]
+    object_score = 2.0 * float(got.sum()) / (n_req + n_det) if (n_req + n_det) else 1.0
+    exact = n_req == n_det and bool(np.all(got == 1.0)) and len(rows) == n_req
+    if t2i.relation is None:
+        return 1.0 if exact else float(object_score)
+    assigned = {slots[a][0]: objs[b] for a, b in zip(rows, cols, strict=True) if pair[a, b] == 1.0}
+    subj, ref = assigned.get(t2i.relation.subject), assigned.get(t2i.relation.reference)
+    relation_ok = bool(subj and ref and t2i.relation.relation in relations(subj.bbox, ref.bbox))
+    return 1.0 if exact and relation_ok else float(0.5 * object_score + 0.5 * float(relation_ok))
 
 
 def _guarded(fn: Callable[[], float]) -> float | None:

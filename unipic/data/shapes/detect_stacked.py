@@ -1,20 +1,26 @@
-"""The ShapesWorld detector over a stack of same-size images: the per-image detector's steps, batched.
+"""The ShapesWorld detector over a stack of same-size images: the per-image detector's steps, fused.
 
-`ShapesDetector.detect` pays a fixed Python cost per image (a `label` call per colour, a loop over every
-component, speck or not) that dominates on small canvases. Here the whole stack goes through each step at
-once: the border medians in one call; palette assignment by exact colour codes (squared distances only for
-pixels that are no reference colour); per colour one `ndimage.label` over the images that contain it, with a
-structure that never connects across the batch axis, areas by one `bincount`, boxes by one `find_objects`
-over the surviving components. Only those (the real objects, a few per image) reach Python. Every number
-comes from the same operations on the same values as in `detect`, or from exact integer sums where those give
-the same float (`_background_rms`), so detections are identical: tests/unit/test_shapes_detect_stacked.py
-checks it on clean, box-reduced, noisy and blotched images of every task.
+`ShapesDetector.detect` (the reference: numpy + scipy, one image) makes ~50 array passes and a Python loop
+over every component, which dominates on small canvases. Here two compiled kernels (numba, cached on disk)
+do the pixel work of a whole stack: `_segment` assigns each pixel its nearest reference colour (the same
+int32 squared distances, ties to the lower index), sums the background's squared error in integers, labels
+8-connected same-colour components by union-find (numbered in raster order of their first pixel, as
+`ndimage.label` numbers them) and measures each one (area, box, interior after a 3x3 erosion, whether that
+interior is exactly its palette colour) in one pass; `_template_overlaps` counts each surviving component's
+overlap with the renderer's templates. Only the real objects (a few per image) reach Python.
+
+Every number comes from the same integers as in `detect` or from exact integer sums where those give the same
+float (`_background_rms`); the few values that need `detect`'s float32 reductions (noisy objects, very noisy
+backgrounds) are computed as `detect` does. tests/unit/test_shapes_detect_stacked.py checks that detections
+are identical on clean, box-reduced, noisy and blotched images of every task.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numba
 import numpy as np
-from scipy import ndimage
 
 from unipic.data.shapes.detect import (
     _COLOR_NAMES,
@@ -22,15 +28,210 @@ from unipic.data.shapes.detect import (
     BACKGROUNDS,
     DetectedObject,
     Detection,
-    _nearest_name,
-    component_object,
+    _erode8,
+    _size_class,
+    _template,
 )
+from unipic.data.shapes.world import SHAPES
 
-# 8-connectivity inside each image, none between images.
-_EIGHT_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
-_EIGHT_IN_PLANE[1] = True
-# Pixels that are no exact reference colour: owner image, (r, g, b) int32 channels, nearest reference.
-_Rest = tuple[np.ndarray, list[np.ndarray], np.ndarray]
+# Columns of `_segment`'s component table.
+_IMG, _COLOR, _CID, _AREA, _Y0, _X0, _Y1, _X1, _CLEAN = range(9)
+_BG_NAMES = tuple(BACKGROUNDS)
+_BG_TABLE = np.array([BACKGROUNDS[n] for n in _BG_NAMES], dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(parent: np.ndarray, a: int) -> int:
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@numba.njit(cache=True, nogil=True)
+def _assign(img: np.ndarray, refs: np.ndarray, bg2: np.ndarray, labels: np.ndarray,
+            matched: np.ndarray) -> tuple[int, int]:
+    """Nearest reference per pixel (into `labels`), exact-colour mask (into `matched`); returns the number of
+    background pixels and the sum over them of (2 * pixel - 2 * background)^2 (integers, exact).
+    A pixel equal to the one before it (most of a flat render) reuses its verdict."""
+    h, w, _ = img.shape
+    n_bg = 0
+    quarter = 0
+    prev = -1
+    lab = 0
+    best = 0
+    sq = 0
+    for y in range(h):
+        for x in range(w):
+            r, g, b = np.int64(img[y, x, 0]), np.int64(img[y, x, 1]), np.int64(img[y, x, 2])
+            code = (r << 16) | (g << 8) | b
+            if code != prev:
+                prev = code
+                dr, dg, db = r - refs[0, 0], g - refs[0, 1], b - refs[0, 2]
+                best = dr * dr + dg * dg + db * db
+                lab = 0
+                for k in range(1, refs.shape[0]):
+                    dr, dg, db = r - refs[k, 0], g - refs[k, 1], b - refs[k, 2]
+                    d = dr * dr + dg * dg + db * db
+                    if d < best:
+                        best = d
+                        lab = k
+                dr, dg, db = 2 * r - bg2[0], 2 * g - bg2[1], 2 * b - bg2[2]
+                sq = dr * dr + dg * dg + db * db
+            labels[y, x] = lab
+            matched[y, x] = best == 0
+            if lab == 0:
+                n_bg += 1
+                quarter += sq
+    return n_bg, quarter
+
+
+@numba.njit(cache=True, nogil=True)
+def _label(labels: np.ndarray, comp: np.ndarray, parent: np.ndarray, remap: np.ndarray) -> int:
+    """8-connected components of equal non-zero labels into `comp` (1..n in raster order of each component's
+    first pixel, 0 for the background); returns n. Union-find keeps the smallest provisional id as root."""
+    h, w = labels.shape
+    nid = 0
+    for y in range(h):
+        for x in range(w):
+            lab = labels[y, x]
+            if lab == 0:
+                comp[y, x] = 0
+                continue
+            up = y > 0 and labels[y - 1, x] == lab
+            if up:  # the other earlier neighbours touch it, so they are joined to it already
+                comp[y, x] = comp[y - 1, x]
+                continue
+            cur = 0
+            if x > 0 and labels[y, x - 1] == lab:
+                cur = comp[y, x - 1]
+            elif y > 0 and x > 0 and labels[y - 1, x - 1] == lab:
+                cur = comp[y - 1, x - 1]
+            if y > 0 and x + 1 < w and labels[y - 1, x + 1] == lab:
+                other = comp[y - 1, x + 1]
+                if cur == 0:
+                    cur = other
+                else:
+                    ra, rb = _find(parent, cur), _find(parent, other)
+                    if ra < rb:
+                        parent[rb] = ra
+                    elif rb < ra:
+                        parent[ra] = rb
+            if cur == 0:
+                nid += 1
+                parent[nid] = nid
+                cur = nid
+            comp[y, x] = cur
+    n = 0
+    for i in range(1, nid + 1):
+        root = _find(parent, i)
+        if root == i:
+            n += 1
+            remap[i] = n
+        else:
+            remap[i] = remap[root]
+    for y in range(h):
+        for x in range(w):
+            comp[y, x] = remap[comp[y, x]]
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _measure(labels: np.ndarray, matched: np.ndarray, comp: np.ndarray, n: int) -> np.ndarray:
+    """(n + 1, 7) per component: colour, area, y0, x0, y1, x1 (box, exclusive end) and its interior (pixels
+    whose 8 neighbours all exist and share its colour: `_erode8` of its mask) as a count, negated when some
+    interior pixel is not exactly its palette colour."""
+    h, w = labels.shape
+    st = np.zeros((n + 1, 7), np.int64)
+    st[:, 2] = h
+    st[:, 3] = w
+    clean = np.ones(n + 1, np.bool_)
+    for y in range(h):
+        for x in range(w):
+            c = comp[y, x]
+            if c == 0:
+                continue
+            lab = labels[y, x]
+            st[c, 0] = lab
+            st[c, 1] += 1
+            st[c, 2] = min(st[c, 2], y)
+            st[c, 3] = min(st[c, 3], x)
+            st[c, 4] = max(st[c, 4], y + 1)
+            st[c, 5] = max(st[c, 5], x + 1)
+            if 0 < y < h - 1 and 0 < x < w - 1:
+                inner = True
+                for dy in range(-1, 2):
+                    for dx in range(-1, 2):
+                        if labels[y + dy, x + dx] != lab:
+                            inner = False
+                if inner:
+                    st[c, 6] += 1
+                    if not matched[y, x]:
+                        clean[c] = False
+    for c in range(1, n + 1):
+        if not clean[c]:
+            st[c, 6] = -st[c, 6]
+    return st
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment(imgs: np.ndarray, refs: np.ndarray, bg2: np.ndarray, min_area: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per image: reference labels, component ids, background pixel count and integer squared error; and
+    the table of components that are objects (area >= min_area, non-empty interior), columns `_IMG`..`_CLEAN`,
+    in image then component order."""
+    n, h, w, _ = imgs.shape
+    labels = np.empty((n, h, w), np.int8)
+    comp = np.empty((n, h, w), np.int32)
+    matched = np.empty((h, w), np.bool_)
+    parent = np.empty(h * w + 1, np.int64)
+    remap = np.zeros(h * w + 1, np.int32)
+    n_bg = np.zeros(n, np.int64)
+    quarter = np.zeros(n, np.int64)
+    rows = []
+    for i in range(n):
+        n_bg[i], quarter[i] = _assign(imgs[i], refs[i], bg2[i], labels[i], matched)
+        k = _label(labels[i], comp[i], parent, remap)
+        st = _measure(labels[i], matched, comp[i], k)
+        for c in range(1, k + 1):
+            if st[c, 1] >= min_area and st[c, 6] != 0:
+                rows.append((i, st[c, 0], c, st[c, 1], st[c, 2], st[c, 3], st[c, 4], st[c, 5],
+                             1 if st[c, 6] > 0 else 0))
+    table = np.empty((len(rows), 9), np.int64)
+    for j, row in enumerate(rows):
+        for col in range(9):
+            table[j, col] = row[col]
+    return labels, comp, n_bg, quarter, table
+
+
+@numba.njit(cache=True, nogil=True)
+def _template_overlaps(comp: np.ndarray, table: np.ndarray, tmpl: np.ndarray, offsets: np.ndarray,
+                       n_shapes: int) -> np.ndarray:
+    """(M, n_shapes) pixels each object's mask shares with each template of its box (flattened in `tmpl`
+    from `offsets[j]`, shape by shape)."""
+    out = np.zeros((table.shape[0], n_shapes), np.int64)
+    for j in range(table.shape[0]):
+        i, cid = table[j, _IMG], table[j, _CID]
+        y0, x0, y1, x1 = table[j, _Y0], table[j, _X0], table[j, _Y1], table[j, _X1]
+        bh, bw = y1 - y0, x1 - x0
+        base = offsets[j]
+        for yy in range(bh):
+            for xx in range(bw):
+                if comp[i, y0 + yy, x0 + xx] != cid:
+                    continue
+                at = base + yy * bw + xx
+                for s in range(n_shapes):
+                    if tmpl[at + s * bh * bw]:
+                        out[j, s] += 1
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _templates(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every shape's template in a width x height box, flattened one after the other, and their areas."""
+    masks = [_template(shape, width, height) for shape in SHAPES]
+    return (np.concatenate([m[0].ravel() for m in masks]).astype(np.uint8),
+            np.array([m[1] for m in masks], dtype=np.int64))
 
 
 def _backgrounds(imgs: np.ndarray) -> np.ndarray:
@@ -39,145 +240,61 @@ def _backgrounds(imgs: np.ndarray) -> np.ndarray:
     return np.median(border.astype(np.float32), axis=1)
 
 
-def _nearest_labels(imgs: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Rest | None]:
-    """(N, H, W) index of the nearest of each image's references (N, K, 3), ties to the lower index; the mask
-    of pixels that are exactly their reference colour; and the other pixels (owner image, channels, label).
-
-    Exact pixels (all of a clean render) are settled by comparing packed 24-bit colours, lowest index last so
-    it wins a tie; only the others (noise, blurred or box-reduced edges) pay `detect`'s squared distances."""
-    refs_i = np.rint(refs).astype(np.int32)
-    x = imgs.astype(np.int32)
-    code = (x[..., 0] << 16) | (x[..., 1] << 8) | x[..., 2]
-    ref_code = (refs_i[..., 0] << 16) | (refs_i[..., 1] << 8) | refs_i[..., 2]
-    labels = np.full(imgs.shape[:3], -1, dtype=np.int8)
-    for k in range(refs_i.shape[1] - 1, -1, -1):
-        np.copyto(labels, np.int8(k), where=code == ref_code[:, k, None, None])
-    matched = labels >= 0
-    rest = ~matched
-    n_rest = np.count_nonzero(rest)
-    if n_rest > rest.size // 4:  # mostly noise: per-pixel gathers would cost more than dense distances
-        rough = np.flatnonzero(rest.any(axis=(1, 2)))
-        labels[rough] = _dense_nearest(x[rough], refs_i[rough])
-        return labels, matched, None
-    owner = np.nonzero(rest)[0]
-    channels = [x[..., c][rest] for c in range(3)]
-    rest_labels = _nearest_by_distance(channels, refs_i[owner, 0], refs_i[0, 1:])
-    labels[rest] = rest_labels
-    return labels, matched, (owner, channels, rest_labels)
+def _background_names(bgs: np.ndarray) -> list[str]:
+    """`_nearest_name(bg, BACKGROUNDS)` for every image at once (same float32 distances, same argmin)."""
+    d = ((_BG_TABLE[None] - bgs[:, None, :]) ** 2).sum(2)
+    return [_BG_NAMES[k] for k in np.argmin(d, axis=1).tolist()]
 
 
-def _dense_nearest(x: np.ndarray, refs: np.ndarray) -> np.ndarray:
-    """`detect`'s squared-distance assignment over whole (N, H, W, 3) int32 images, references (N, K, 3)."""
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    refs = refs[:, :, None, None, :]
-    labels = np.zeros(x.shape[:3], dtype=np.int8)
-    best = (r - refs[:, 0, ..., 0]) ** 2 + (g - refs[:, 0, ..., 1]) ** 2 + (b - refs[:, 0, ..., 2]) ** 2
-    for k in range(1, refs.shape[1]):
-        ref = refs[:, k]
-        d = (r - ref[..., 0]) ** 2 + (g - ref[..., 1]) ** 2 + (b - ref[..., 2]) ** 2
-        closer = d < best
-        np.minimum(d, best, out=best)
-        labels[closer] = k
-    return labels
-
-
-def _nearest_by_distance(px: list[np.ndarray], bg: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """`detect`'s squared-distance assignment for the M pixels left, given as three (M,) channel arrays: each
-    pixel's own background (M, 3) is reference 0, the shared palette (K, 3) references 1..K; ties keep the
-    lower index."""
-    r, g, b = px
-    best = (r - bg[:, 0]) ** 2 + (g - bg[:, 1]) ** 2 + (b - bg[:, 2]) ** 2
-    labels = np.zeros(len(r), dtype=np.int8)
-    for k, (rr, gg, bb) in enumerate(palette.tolist(), start=1):
-        d = (r - rr) ** 2 + (g - gg) ** 2 + (b - bb) ** 2
-        closer = d < best
-        np.minimum(d, best, out=best)
-        labels[closer] = k
-    return labels
-
-
-def _objects(labels: np.ndarray, canvas: int, min_area: int
-             ) -> list[list[tuple[DetectedObject, tuple[slice, slice], np.ndarray]]]:
-    """Per image, its objects with box and interior, in the per-image detector's order (colour, then label).
-    Each colour is labelled only in the images that contain it (a clean render holds few of the colours)."""
-    found: list[list[tuple[DetectedObject, tuple[slice, slice], np.ndarray]]] = [[] for _ in labels]
-    for k, color in enumerate(_COLOR_NAMES, start=1):
-        mask = labels == k
-        present = np.flatnonzero(mask.any(axis=(1, 2)))
-        if not present.size:
-            continue
-        if present.size < len(mask):
-            mask = mask[present]
-        comp, n = ndimage.label(mask, structure=_EIGHT_IN_PLANE)
-        areas = np.bincount(comp.ravel(), minlength=n + 1)
-        big = np.flatnonzero(areas[1:] >= min_area) + 1
-        if not big.size:
-            continue
-        if big.size < n:  # boxes of the objects only: find_objects is slow over thousands of specks
-            keep = np.zeros(n + 1, dtype=comp.dtype)
-            keep[big] = np.arange(1, big.size + 1)
-            boxes = ndimage.find_objects(keep[comp])
-        else:
-            boxes = ndimage.find_objects(comp)
-        for idx, (bs, ys, xs) in zip(big.tolist(), boxes, strict=True):
-            sub = comp[bs.start, ys, xs] == idx
-            got = component_object(sub, (ys, xs), int(areas[idx]), color, canvas)
-            if got is not None:
-                found[int(present[bs.start])].append((got[0], (ys, xs), got[1]))
-    return found
-
-
-def _background_rms(labels: np.ndarray, bgs: np.ndarray, rest: _Rest | None) -> list[float | None]:
-    """Per image, `detect`'s background rms from exact integer sums, or None where its float32 sum might have
-    rounded or the pixels were not gathered (noisy images; the caller then computes it as `detect` does).
-
-    Every term (pixel - background)^2 is a multiple of 1/4 (the background is a median of integers), so
-    while 4 x the total stays below 2^24 every partial float32 sum in `detect` is exact, whatever its order.
-    Pixels that are exactly the (rounded) background contribute a constant; only the others are summed."""
-    n = len(labels)
-    if rest is None:
-        return [None] * n
-    bg2 = np.rint(2 * bgs).astype(np.int64)
-    n_bg = np.count_nonzero(labels == 0, axis=(1, 2))
-    quarter_sum = np.zeros(n, dtype=np.int64)
-    n_rest = np.zeros(n, dtype=np.int64)
-    owner, channels, rest_labels = rest
-    if owner.size:
-        sel = rest_labels == 0
-        o = owner[sel]
-        sq = sum((2 * ch[sel].astype(np.int64) - bg2[o, c]) ** 2 for c, ch in enumerate(channels))
-        quarter_sum += np.rint(np.bincount(o, weights=sq, minlength=n)).astype(np.int64)
-        n_rest = np.bincount(o, minlength=n)
-    quarter_sum += (n_bg - n_rest) * ((2 * np.rint(bgs).astype(np.int64) - bg2) ** 2).sum(axis=1)
-    exact_bg = (bg2 == 2 * bgs).all(axis=1)
-    out: list[float | None] = []
-    for i in range(n):
+def _background_rms(imgs: np.ndarray, labels: np.ndarray, bgs: np.ndarray, n_bg: np.ndarray,
+                    quarter: np.ndarray) -> list[float]:
+    """`detect`'s background rms per image. Every term (pixel - background)^2 is a multiple of 1/4 (the
+    background is a median of integers), so while 4 x the total stays below 2^24 every partial float32 sum in
+    `detect` is exact, whatever its order, and the integer sum gives the same float (the same float32 steps as
+    `detect`'s mean, elementwise); otherwise it is computed as there."""
+    exact = (quarter < 1 << 24) & (np.rint(2 * bgs) == 2 * bgs).all(axis=1)
+    mean = ((quarter / 4).astype(np.float32) / np.maximum(3 * n_bg, 1)).astype(np.float32)
+    out = np.sqrt(mean).tolist()
+    for i in np.flatnonzero(~exact | (n_bg == 0)).tolist():
         if n_bg[i] == 0:
-            out.append(0.0)
-        elif exact_bg[i] and quarter_sum[i] < 1 << 24:
-            out.append(float(np.sqrt(np.float32(np.float32(quarter_sum[i] / 4) / np.intp(3 * n_bg[i])))))
-        else:
-            out.append(None)
+            out[i] = 0.0
+            continue
+        bg_px = imgs[i][labels[i] == 0].astype(np.float32)
+        out[i] = float(np.sqrt(((bg_px - bgs[i]) ** 2).mean()))
     return out
 
 
-def _rms(img: np.ndarray, labels: np.ndarray, matched: np.ndarray, bg: np.ndarray, bg_rms: float | None,
-         parts: list[tuple[DetectedObject, tuple[slice, slice], np.ndarray]]) -> tuple[float, float]:
-    """Background and object rms exactly as `detect` computes them (same values, same order, same dtype).
-    An object whose interior is exactly its palette colour has error 0.0 without computing it."""
-    if bg_rms is None:
-        bg_px = img[labels == 0].astype(np.float32)
-        bg_rms = float(np.sqrt(((bg_px - bg) ** 2).mean())) if bg_px.size else 0.0
-    if not parts:
-        return bg_rms, 0.0
+def _object_rms(img: np.ndarray, comp: np.ndarray, rows: list[list[int]]) -> float:
+    """`detect`'s object rms over one image's objects (in its order: colour, then component). An object whose
+    interior is exactly its palette colour has error 0.0 (all its interior pixels are equal)."""
+    if all(r[_CLEAN] for r in rows):
+        return 0.0
     errs = []
-    for _, (ys, xs), interior in parts:
-        if matched[ys, xs][interior].all():
+    for r in rows:
+        if r[_CLEAN]:
             errs.append(np.float32(0.0))
             continue
+        ys, xs = slice(r[_Y0], r[_Y1]), slice(r[_X0], r[_X1])
+        interior = _erode8(comp[ys, xs] == r[_CID])
         px = img[ys, xs][interior].astype(np.float32)
         errs.append(((px - np.median(px, axis=0)) ** 2).mean())
-    return bg_rms, float(np.sqrt(np.mean(errs)))
+    return float(np.sqrt(np.mean(errs)))
+
+
+def _shape_matches(comp: np.ndarray, table: np.ndarray) -> tuple[list[int], list[float]]:
+    """Per object, `_best_shape`: the template with the highest IoU (first on ties) and that IoU."""
+    if not len(table):
+        return [], []
+    boxes = list(zip((table[:, _X1] - table[:, _X0]).tolist(), (table[:, _Y1] - table[:, _Y0]).tolist(),
+                     strict=True))
+    parts = [_templates(bw, bh) for bw, bh in boxes]
+    sizes = np.array([len(p[0]) for p in parts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    inter = _template_overlaps(comp, table, np.concatenate([p[0] for p in parts]), offsets, len(SHAPES))
+    areas = np.stack([p[1] for p in parts])
+    iou = inter / (table[:, _AREA, None] + areas - inter).astype(np.float64)
+    best = np.argmax(iou, axis=1)
+    return best.tolist(), iou[np.arange(len(best)), best].tolist()
 
 
 def detect_stacked(imgs: np.ndarray, min_area: int) -> list[Detection]:
@@ -185,16 +302,41 @@ def detect_stacked(imgs: np.ndarray, min_area: int) -> list[Detection]:
     n, h, w, _ = imgs.shape
     canvas = min(h, w)
     bgs = _backgrounds(imgs)
-    refs = np.concatenate([bgs[:, None, :], np.broadcast_to(_PALETTE, (n, *_PALETTE.shape))], axis=1)
-    labels, matched, rest = _nearest_labels(imgs, refs)
-    bg_rms = _background_rms(labels, bgs, rest)
+    refs = np.rint(np.concatenate([bgs[:, None, :], np.broadcast_to(_PALETTE, (n, *_PALETTE.shape))], axis=1))
+    bg2 = np.rint(2 * bgs).astype(np.int32)
+    labels, comp, n_bg, quarter, table = _segment(np.ascontiguousarray(imgs), refs.astype(np.int32), bg2,
+                                                  min_area)
+    shapes, ious = _shape_matches(comp, table)
+    # `detect` appends objects by colour, then component, and sorts them (stably) by box top, then left.
+    table = np.column_stack([table, shapes]) if len(table) else np.zeros((0, 10), np.int64)
+    found = np.lexsort((table[:, _CID], table[:, _COLOR], table[:, _IMG]))
+    table, ious = table[found], [ious[j] for j in found.tolist()]
+    rank = np.arange(len(table))
+    final = np.lexsort((rank, table[:, _X0], table[:, _Y0], table[:, _IMG]))
+    rows = table.tolist()
+    per_image: list[list[int]] = [[] for _ in range(n)]
+    for j in final.tolist():
+        per_image[rows[j][_IMG]].append(j)
+    names, bg_list = _background_names(bgs), bgs.tolist()
+    bg_rms = _background_rms(imgs, labels, bgs, n_bg, quarter)
     out = []
-    for i, parts in enumerate(_objects(labels, canvas, min_area)):
-        bg_rms_i, obj_rms = _rms(imgs[i], labels[i], matched[i], bgs[i], bg_rms[i], parts)
-        objects = sorted((p[0] for p in parts), key=lambda o: (o.bbox[1], o.bbox[0]))
+    for i in range(n):
+        objects = [_object(rows[j], ious[j], canvas) for j in per_image[i]]
+        in_order = [rows[j] for j in sorted(per_image[i])]
         out.append(Detection(
-            size=(h, w), background=_nearest_name(bgs[i], BACKGROUNDS),
-            background_rgb=tuple(float(v) for v in bgs[i]), objects=objects,  # type: ignore[arg-type]
-            background_rms=bg_rms_i, object_rms=obj_rms,
+            size=(h, w), background=names[i], background_rgb=tuple(bg_list[i]), objects=objects,
+            background_rms=bg_rms[i],
+            object_rms=_object_rms(imgs[i], comp[i], in_order),
         ))
     return out
+
+
+def _object(row: list[int], iou: float, canvas: int) -> DetectedObject:
+    """`component_object`'s object from a component-table row (with its best shape appended)."""
+    x0, y0, x1, y1, area = row[_X0], row[_Y0], row[_X1], row[_Y1], row[_AREA]
+    bw, bh = x1 - x0, y1 - y0
+    return DetectedObject(
+        shape=SHAPES[row[-1]], color=_COLOR_NAMES[row[_COLOR] - 1], size=_size_class(max(bw, bh), canvas),
+        bbox=(x0, y0, x1, y1), center=((x0 + x1) / 2.0, (y0 + y1) / 2.0), area=area,
+        fill_ratio=float(area) / float(bw * bh), match=iou,
+    )
