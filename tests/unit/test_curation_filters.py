@@ -18,7 +18,7 @@ from unipic.data.curation.geometry import ResolutionFilter
 from unipic.data.curation.quality import QualityFilter
 from unipic.data.curation.scorers import NoScorer
 from unipic.data.curation.signals import change_ratio, image_signals
-from unipic.data.curation.text import TextFilter
+from unipic.data.curation.text import TextFilter, text_reason
 
 
 def png(im: Image.Image, fmt: str = "PNG") -> bytes:
@@ -147,6 +147,31 @@ def test_the_hash_resize_is_pillows_bilinear_resize_bit_for_bit(h: int, w: int) 
     grey = rng.integers(0, 256, (h, w), dtype=np.uint8)  # not RGB: Pillow itself
     want = np.asarray(Image.fromarray(grey).resize((32, 32), Image.Resampling.BILINEAR), np.float32)
     assert np.array_equal(bilinear_resize(grey, 32), want)
+
+
+def test_text_fast_paths_give_the_per_character_verdicts() -> None:
+    """The ASCII / printable shortcuts must give the verdicts of the plain per-character definition, on
+    strings mixing control characters, Unicode spaces and separators, non-ASCII letters and digits."""
+    import random
+    import unicodedata
+
+    def plain(text: str) -> str | None:
+        stripped = text.strip()
+        if not stripped:
+            return "empty"
+        if len(stripped.split()) > 8:
+            return "too_many_words"
+        if any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in stripped):
+            return "control_chars"
+        visible = [c for c in stripped if not c.isspace()]
+        return "non_text" if sum(c.isalpha() for c in visible) / len(visible) < 0.5 else None
+
+    rnd = random.Random(0)
+    alphabet = "abcXYZ 12!?\t\n\x00\x07\x1c\x1f\x7f\x85\u00a0\u2028\u00e9\u00df\u6f22\u0663\u200b\x0b\x0c\r"
+    texts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12))) for _ in range(20_000)]
+    got = [text_reason(t, 1, 1000, 8, 0.5) for t in texts]
+    assert got == [plain(t) for t in texts]
+    assert {"control_chars", "non_text", None} <= set(got)
 
 
 def test_hamming_index_finds_exactly_the_hashes_within_radius() -> None:

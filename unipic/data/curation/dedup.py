@@ -229,16 +229,24 @@ class HammingIndex:
     def _band_values(self, h: int) -> list[int]:
         return [(h >> (self.n_bits - b)) & ((1 << (b - a)) - 1) for a, b in self._bands]
 
-    def near(self, h: int) -> int | None:
-        for table, v in zip(self._tables, self._band_values(h), strict=True):
+    def near(self, h: int, bands: list[int] | None = None) -> int | None:
+        for table, v in zip(self._tables, bands or self._band_values(h), strict=True):
             for other in table.get(v, ()):
                 if (h ^ other).bit_count() <= self.radius:
                     return other
         return None
 
-    def add(self, h: int) -> None:
-        for table, v in zip(self._tables, self._band_values(h), strict=True):
+    def add(self, h: int, bands: list[int] | None = None) -> None:
+        for table, v in zip(self._tables, bands or self._band_values(h), strict=True):
             table[v].append(h)
+
+    def add_unless_near(self, h: int) -> bool:
+        """`near(h)` is None then `add(h)` (True), else False; the bands are cut once."""
+        bands = self._band_values(h)
+        if self.near(h, bands) is not None:
+            return False
+        self.add(h, bands)
+        return True
 
 
 class ExactDedupFilter(Filter):
@@ -306,7 +314,4 @@ class NearDupFilter(Filter):
         index = self._index.get(sample.kind)
         if index is None:
             index = self._index[sample.kind] = HammingIndex(len(bits), self.cfg.dedup.max_hamming)
-        if index.near(h) is not None:
-            return "duplicate"
-        index.add(h)
-        return None
+        return None if index.add_unless_near(h) else "duplicate"

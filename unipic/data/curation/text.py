@@ -22,12 +22,23 @@ def text_reason(text: object, min_chars: int, max_chars: int, max_words: int,
         return "too_long"
     if len(stripped.split()) > max_words:
         return "too_many_words"
-    if any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in stripped):
+    if not stripped.isprintable() and any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in stripped):
         return "control_chars"
-    visible = [c for c in stripped if not c.isspace()]
-    if sum(c.isalpha() for c in visible) / len(visible) < min_alpha_ratio:
+    if _alpha_count(stripped) / len("".join(stripped.split())) < min_alpha_ratio:
         return "non_text"
     return None
+
+
+_ASCII_LETTERS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _alpha_count(text: str) -> int:
+    """How many characters are letters (`str.isalpha`); for ASCII text by one C-level deletion instead of a
+    Python loop (a printable string has no control characters, so the per-character check above is skipped
+    the same way: every control character is unprintable)."""
+    if text.isascii():
+        return len(text) - len(text.translate(_ASCII_LETTERS))
+    return sum(c.isalpha() for c in text)
 
 
 class TextFilter(Filter):

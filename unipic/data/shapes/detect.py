@@ -264,7 +264,7 @@ class ShapesDetector:
                 continue
             for a in range(0, len(idx), step):
                 chunk = idx[a:a + step]
-                dets = detect_stacked(np.stack([imgs[i] for i in chunk]), self.min_area(min(h, w)))
+                dets = detect_stacked([imgs[i] for i in chunk], self.min_area(min(h, w)))
                 for i, d in zip(chunk, dets, strict=True):
                     out[i] = d
         return out  # type: ignore[return-value]

@@ -2,12 +2,13 @@
 
 `ShapesDetector.detect` (the reference: numpy + scipy, one image) makes ~50 array passes and a Python loop
 over every component, which dominates on small canvases. Here two compiled kernels (numba, cached on disk)
-do the pixel work of a whole stack: `_segment` assigns each pixel its nearest reference colour (the same
-int32 squared distances, ties to the lower index), sums the background's squared error in integers, labels
-8-connected same-colour components by union-find (numbered in raster order of their first pixel, as
-`ndimage.label` numbers them) and measures each one (area, box, interior after a 3x3 erosion, whether that
-interior is exactly its palette colour) in one pass; `_template_overlaps` counts each surviving component's
-overlap with the renderer's templates. Only the real objects (a few per image) reach Python.
+do the pixel work: `_segment`, one call per image (read in place), takes the border median, assigns each pixel
+its nearest reference colour (the same squared distances, ties to the lower index) while labelling 8-connected
+same-colour components by union-find row by row (numbered in raster order of their first pixel, as
+`ndimage.label` numbers them), sums the background's squared error in integers, then measures each component
+(area, box, interior after a 3x3 erosion, whether that interior is exactly its palette colour) in one pass;
+`_template_overlaps` counts each surviving component's overlap with the renderer's templates for the whole
+batch. Only the real objects (a few per image) reach Python.
 
 Every number comes from the same integers as in `detect` or from exact integer sums where those give the same
 float (`_background_rms`); the few values that need `detect`'s float32 reductions (noisy objects, very noisy
@@ -38,6 +39,7 @@ from unipic.data.shapes.world import SHAPES
 _IMG, _COLOR, _CID, _AREA, _Y0, _X0, _Y1, _X1, _CLEAN = range(9)
 _BG_NAMES = tuple(BACKGROUNDS)
 _BG_TABLE = np.array([BACKGROUNDS[n] for n in _BG_NAMES], dtype=np.float32)
+_PALETTE_I = np.rint(_PALETTE).astype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -49,79 +51,83 @@ def _find(parent: np.ndarray, a: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _assign(img: np.ndarray, refs: np.ndarray, bg2: np.ndarray, labels: np.ndarray,
-            matched: np.ndarray) -> tuple[int, int]:
-    """Nearest reference per pixel (into `labels`), exact-colour mask (into `matched`); returns the number of
-    background pixels and the sum over them of (2 * pixel - 2 * background)^2 (integers, exact).
-    A pixel equal to the one before it (most of a flat render) reuses its verdict."""
-    h, w, _ = img.shape
+def _assign_row(img: np.ndarray, y: int, refs: np.ndarray, bg2: np.ndarray, labels: np.ndarray,
+                matched: np.ndarray, last: np.ndarray) -> tuple[int, int]:
+    """Row y: nearest reference per pixel (into `labels`), exact-colour mask (into `matched`); returns the
+    row's background pixel count and sum of (2 * pixel - 2 * background)^2 (integers, exact). A pixel equal to
+    the one before it (most of a flat render) reuses its verdict, kept in `last` (code, label, distance, sq)."""
     n_bg = 0
     quarter = 0
-    prev = -1
-    lab = 0
-    best = 0
-    sq = 0
-    for y in range(h):
-        for x in range(w):
-            r, g, b = np.int64(img[y, x, 0]), np.int64(img[y, x, 1]), np.int64(img[y, x, 2])
-            code = (r << 16) | (g << 8) | b
-            if code != prev:
-                prev = code
-                dr, dg, db = r - refs[0, 0], g - refs[0, 1], b - refs[0, 2]
-                best = dr * dr + dg * dg + db * db
-                lab = 0
-                for k in range(1, refs.shape[0]):
-                    dr, dg, db = r - refs[k, 0], g - refs[k, 1], b - refs[k, 2]
-                    d = dr * dr + dg * dg + db * db
-                    if d < best:
-                        best = d
-                        lab = k
-                dr, dg, db = 2 * r - bg2[0], 2 * g - bg2[1], 2 * b - bg2[2]
-                sq = dr * dr + dg * dg + db * db
-            labels[y, x] = lab
-            matched[y, x] = best == 0
-            if lab == 0:
-                n_bg += 1
-                quarter += sq
+    prev, lab, best, sq = last[0], last[1], last[2], last[3]
+    for x in range(img.shape[1]):
+        r, g, b = np.int64(img[y, x, 0]), np.int64(img[y, x, 1]), np.int64(img[y, x, 2])
+        code = (r << 16) | (g << 8) | b
+        if code != prev:
+            prev = code
+            dr, dg, db = r - refs[0, 0], g - refs[0, 1], b - refs[0, 2]
+            best = dr * dr + dg * dg + db * db
+            lab = 0
+            for k in range(1, refs.shape[0]):
+                dr, dg, db = r - refs[k, 0], g - refs[k, 1], b - refs[k, 2]
+                d = dr * dr + dg * dg + db * db
+                if d < best:
+                    best = d
+                    lab = k
+            dr, dg, db = 2 * r - bg2[0], 2 * g - bg2[1], 2 * b - bg2[2]
+            sq = dr * dr + dg * dg + db * db
+        labels[y, x] = lab
+        matched[y, x] = best == 0
+        if lab == 0:
+            n_bg += 1
+            quarter += sq
+    last[0], last[1], last[2], last[3] = prev, lab, best, sq
     return n_bg, quarter
 
 
 @numba.njit(cache=True, nogil=True)
-def _label(labels: np.ndarray, comp: np.ndarray, parent: np.ndarray, remap: np.ndarray) -> int:
-    """8-connected components of equal non-zero labels into `comp` (1..n in raster order of each component's
-    first pixel, 0 for the background); returns n. Union-find keeps the smallest provisional id as root."""
-    h, w = labels.shape
-    nid = 0
-    for y in range(h):
-        for x in range(w):
-            lab = labels[y, x]
-            if lab == 0:
-                comp[y, x] = 0
-                continue
-            up = y > 0 and labels[y - 1, x] == lab
-            if up:  # the other earlier neighbours touch it, so they are joined to it already
-                comp[y, x] = comp[y - 1, x]
-                continue
-            cur = 0
-            if x > 0 and labels[y, x - 1] == lab:
-                cur = comp[y, x - 1]
-            elif y > 0 and x > 0 and labels[y - 1, x - 1] == lab:
-                cur = comp[y - 1, x - 1]
-            if y > 0 and x + 1 < w and labels[y - 1, x + 1] == lab:
-                other = comp[y - 1, x + 1]
-                if cur == 0:
-                    cur = other
-                else:
-                    ra, rb = _find(parent, cur), _find(parent, other)
-                    if ra < rb:
-                        parent[rb] = ra
-                    elif rb < ra:
-                        parent[ra] = rb
+def _label_row(labels: np.ndarray, comp: np.ndarray, parent: np.ndarray, y: int, nid: int) -> int:
+    """Row y of 8-connected components of equal non-zero labels: provisional ids into `comp`, merges in
+    `parent` (union-find keeping the smaller id as root, so a component's root is the id of its first pixel in
+    raster order). Returns the number of provisional ids so far."""
+    w = labels.shape[1]
+    for x in range(w):
+        lab = labels[y, x]
+        if lab == 0:
+            comp[y, x] = 0
+            continue
+        if y > 0 and labels[y - 1, x] == lab:  # the other earlier neighbours touch it: joined to it already
+            comp[y, x] = comp[y - 1, x]
+            continue
+        cur = 0
+        if x > 0 and labels[y, x - 1] == lab:
+            cur = comp[y, x - 1]
+        elif y > 0 and x > 0 and labels[y - 1, x - 1] == lab:
+            cur = comp[y - 1, x - 1]
+        if y > 0 and x + 1 < w and labels[y - 1, x + 1] == lab:
+            other = comp[y - 1, x + 1]
             if cur == 0:
-                nid += 1
-                parent[nid] = nid
-                cur = nid
-            comp[y, x] = cur
+                cur = other
+            else:
+                ra, rb = _find(parent, cur), _find(parent, other)
+                if ra < rb:
+                    parent[rb] = ra
+                elif rb < ra:
+                    parent[ra] = rb
+        if cur == 0:
+            nid += 1
+            parent[nid] = nid
+            cur = nid
+        comp[y, x] = cur
+    return nid
+
+
+@numba.njit(cache=True, nogil=True)
+def _measure(labels: np.ndarray, matched: np.ndarray, comp: np.ndarray, parent: np.ndarray, remap: np.ndarray,
+             nid: int) -> np.ndarray:
+    """Final component ids (1..n in raster order of first pixels, as `ndimage.label` numbers them) into
+    `comp`, and per component (n + 1, 7): colour, area, y0, x0, y1, x1 (box, exclusive end) and its interior
+    (pixels whose 8 neighbours all exist and share its colour: `_erode8` of its mask) as a count, negated
+    when some interior pixel is not exactly its palette colour."""
     n = 0
     for i in range(1, nid + 1):
         root = _find(parent, i)
@@ -130,17 +136,6 @@ def _label(labels: np.ndarray, comp: np.ndarray, parent: np.ndarray, remap: np.n
             remap[i] = n
         else:
             remap[i] = remap[root]
-    for y in range(h):
-        for x in range(w):
-            comp[y, x] = remap[comp[y, x]]
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def _measure(labels: np.ndarray, matched: np.ndarray, comp: np.ndarray, n: int) -> np.ndarray:
-    """(n + 1, 7) per component: colour, area, y0, x0, y1, x1 (box, exclusive end) and its interior (pixels
-    whose 8 neighbours all exist and share its colour: `_erode8` of its mask) as a count, negated when some
-    interior pixel is not exactly its palette colour."""
     h, w = labels.shape
     st = np.zeros((n + 1, 7), np.int64)
     st[:, 2] = h
@@ -148,9 +143,10 @@ def _measure(labels: np.ndarray, matched: np.ndarray, comp: np.ndarray, n: int) 
     clean = np.ones(n + 1, np.bool_)
     for y in range(h):
         for x in range(w):
-            c = comp[y, x]
-            if c == 0:
+            if comp[y, x] == 0:
                 continue
+            c = remap[comp[y, x]]
+            comp[y, x] = c
             lab = labels[y, x]
             st[c, 0] = lab
             st[c, 1] += 1
@@ -158,16 +154,12 @@ def _measure(labels: np.ndarray, matched: np.ndarray, comp: np.ndarray, n: int) 
             st[c, 3] = min(st[c, 3], x)
             st[c, 4] = max(st[c, 4], y + 1)
             st[c, 5] = max(st[c, 5], x + 1)
-            if 0 < y < h - 1 and 0 < x < w - 1:
-                inner = True
-                for dy in range(-1, 2):
-                    for dx in range(-1, 2):
-                        if labels[y + dy, x + dx] != lab:
-                            inner = False
-                if inner:
-                    st[c, 6] += 1
-                    if not matched[y, x]:
-                        clean[c] = False
+            if (0 < y < h - 1 and 0 < x < w - 1 and labels[y, x - 1] == lab and labels[y, x + 1] == lab
+                    and labels[y - 1, x] == lab and labels[y + 1, x] == lab and labels[y - 1, x - 1] == lab
+                    and labels[y - 1, x + 1] == lab and labels[y + 1, x - 1] == lab and labels[y + 1, x + 1] == lab):
+                st[c, 6] += 1
+                if not matched[y, x]:
+                    clean[c] = False
     for c in range(1, n + 1):
         if not clean[c]:
             st[c, 6] = -st[c, 6]
@@ -175,33 +167,60 @@ def _measure(labels: np.ndarray, matched: np.ndarray, comp: np.ndarray, n: int) 
 
 
 @numba.njit(cache=True, nogil=True)
-def _segment(imgs: np.ndarray, refs: np.ndarray, bg2: np.ndarray, min_area: int
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per image: reference labels, component ids, background pixel count and integer squared error; and
-    the table of components that are objects (area >= min_area, non-empty interior), columns `_IMG`..`_CLEAN`,
-    in image then component order."""
-    n, h, w, _ = imgs.shape
-    labels = np.empty((n, h, w), np.int8)
-    comp = np.empty((n, h, w), np.int32)
-    matched = np.empty((h, w), np.bool_)
-    parent = np.empty(h * w + 1, np.int64)
-    remap = np.zeros(h * w + 1, np.int32)
-    n_bg = np.zeros(n, np.int64)
-    quarter = np.zeros(n, np.int64)
-    rows = []
-    for i in range(n):
-        n_bg[i], quarter[i] = _assign(imgs[i], refs[i], bg2[i], labels[i], matched)
-        k = _label(labels[i], comp[i], parent, remap)
-        st = _measure(labels[i], matched, comp[i], k)
-        for c in range(1, k + 1):
-            if st[c, 1] >= min_area and st[c, 6] != 0:
-                rows.append((i, st[c, 0], c, st[c, 1], st[c, 2], st[c, 3], st[c, 4], st[c, 5],
-                             1 if st[c, 6] > 0 else 0))
-    table = np.empty((len(rows), 9), np.int64)
-    for j, row in enumerate(rows):
-        for col in range(9):
-            table[j, col] = row[col]
-    return labels, comp, n_bg, quarter, table
+def _border_median(img: np.ndarray, bg: np.ndarray) -> None:
+    """`_background`: per channel the median of the 1-px border (corners twice; 2(H + W) values, so the mean
+    of the two middle ones, exact in float32 for integers) into `bg`, read off a 256-bin histogram."""
+    h, w, _ = img.shape
+    mid = h + w
+    for c in range(3):
+        hist = np.zeros(256, np.int64)
+        for x in range(w):
+            hist[img[0, x, c]] += 1
+            hist[img[h - 1, x, c]] += 1
+        for y in range(h):
+            hist[img[y, 0, c]] += 1
+            hist[img[y, w - 1, c]] += 1
+        seen, lo, hi = 0, -1, -1
+        for v in range(256):
+            seen += hist[v]
+            if lo < 0 and seen >= mid:
+                lo = v
+            if seen >= mid + 1:
+                hi = v
+                break
+        bg[c] = np.float32(lo + hi) / np.float32(2.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment(img: np.ndarray, palette: np.ndarray, min_area: int, i: int, bg: np.ndarray, labels: np.ndarray,
+             comp: np.ndarray, matched: np.ndarray, parent: np.ndarray, remap: np.ndarray, table: np.ndarray,
+             m: int) -> tuple[int, int, int]:
+    """One image: its background (into `bg`), reference labels, component ids, and the components that are
+    objects (area >= min_area, non-empty interior) appended to `table` from row `m` (columns `_IMG`..`_CLEAN`,
+    in component order). Returns the next free row, the background pixel count and its integer squared error."""
+    _border_median(img, bg)
+    refs = np.empty((palette.shape[0] + 1, 3), np.int64)
+    bg2 = np.empty(3, np.int64)
+    for c in range(3):
+        refs[0, c] = np.int64(np.rint(bg[c]))
+        bg2[c] = np.int64(np.rint(np.float32(2.0) * bg[c]))
+        for k in range(palette.shape[0]):
+            refs[k + 1, c] = palette[k, c]
+    last = np.full(4, -1, np.int64)
+    n_bg = quarter = nid = 0
+    for y in range(img.shape[0]):
+        row_bg, row_quarter = _assign_row(img, y, refs, bg2, labels, matched, last)
+        n_bg += row_bg
+        quarter += row_quarter
+        nid = _label_row(labels, comp, parent, y, nid)
+    st = _measure(labels, matched, comp, parent, remap, nid)
+    for c in range(1, st.shape[0]):
+        if st[c, 1] >= min_area and st[c, 6] != 0:
+            row = (i, st[c, 0], c, st[c, 1], st[c, 2], st[c, 3], st[c, 4], st[c, 5], 1 if st[c, 6] > 0 else 0)
+            for col in range(9):
+                table[m, col] = row[col]
+            m += 1
+    return m, n_bg, quarter
 
 
 @numba.njit(cache=True, nogil=True)
@@ -232,12 +251,6 @@ def _templates(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     masks = [_template(shape, width, height) for shape in SHAPES]
     return (np.concatenate([m[0].ravel() for m in masks]).astype(np.uint8),
             np.array([m[1] for m in masks], dtype=np.int64))
-
-
-def _backgrounds(imgs: np.ndarray) -> np.ndarray:
-    """(N, 3) median of each image's 1-px border, in the per-image border order."""
-    border = np.concatenate([imgs[:, 0], imgs[:, -1], imgs[:, :, 0], imgs[:, :, -1]], axis=1)
-    return np.median(border.astype(np.float32), axis=1)
 
 
 def _background_names(bgs: np.ndarray) -> list[str]:
@@ -297,15 +310,26 @@ def _shape_matches(comp: np.ndarray, table: np.ndarray) -> tuple[list[int], list
     return best.tolist(), iou[np.arange(len(best)), best].tolist()
 
 
-def detect_stacked(imgs: np.ndarray, min_area: int) -> list[Detection]:
-    """Detections for an (N, H, W, 3) uint8 stack; `min_area` is the detector's speck limit here."""
-    n, h, w, _ = imgs.shape
+def detect_stacked(imgs: np.ndarray | list[np.ndarray], min_area: int) -> list[Detection]:
+    """Detections for same-size (H, W, 3) uint8 images (a stack or a list: views are read in place, not
+    copied into a stack); `min_area` is the detector's speck limit here."""
+    n = len(imgs)
+    h, w = imgs[0].shape[:2]
     canvas = min(h, w)
-    bgs = _backgrounds(imgs)
-    refs = np.rint(np.concatenate([bgs[:, None, :], np.broadcast_to(_PALETTE, (n, *_PALETTE.shape))], axis=1))
-    bg2 = np.rint(2 * bgs).astype(np.int32)
-    labels, comp, n_bg, quarter, table = _segment(np.ascontiguousarray(imgs), refs.astype(np.int32), bg2,
-                                                  min_area)
+    labels = np.empty((n, h, w), np.int8)
+    comp = np.empty((n, h, w), np.int32)
+    matched = np.empty((h, w), np.bool_)
+    parent = np.empty(h * w + 1, np.int64)
+    remap = np.zeros(h * w + 1, np.int32)
+    table = np.empty((n * (h * w // min_area + 1), 9), np.int64)
+    bgs = np.empty((n, 3), np.float32)
+    n_bg = np.empty(n, np.int64)
+    quarter = np.empty(n, np.int64)
+    m = 0
+    for i, img in enumerate(imgs):
+        m, n_bg[i], quarter[i] = _segment(np.ascontiguousarray(img), _PALETTE_I, min_area, i, bgs[i], labels[i],
+                                          comp[i], matched, parent, remap, table, m)
+    table = table[:m]
     shapes, ious = _shape_matches(comp, table)
     # `detect` appends objects by colour, then component, and sorts them (stably) by box top, then left.
     table = np.column_stack([table, shapes]) if len(table) else np.zeros((0, 10), np.int64)
@@ -322,11 +346,10 @@ def detect_stacked(imgs: np.ndarray, min_area: int) -> list[Detection]:
     out = []
     for i in range(n):
         objects = [_object(rows[j], ious[j], canvas) for j in per_image[i]]
-        in_order = [rows[j] for j in sorted(per_image[i])]
+        in_order = [rows[j] for j in sorted(per_image[i])] if objects else []
         out.append(Detection(
             size=(h, w), background=names[i], background_rgb=tuple(bg_list[i]), objects=objects,
-            background_rms=bg_rms[i],
-            object_rms=_object_rms(imgs[i], comp[i], in_order),
+            background_rms=bg_rms[i], object_rms=_object_rms(imgs[i], comp[i], in_order),
         ))
     return out
 
