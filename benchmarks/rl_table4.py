@@ -96,7 +96,9 @@ def main() -> None:
                      f"{f(e, 'score')}{se(e)} | {f(e, 'accuracy')} | {f(e, 'cleanliness')} |")
     n_t = (rows["a_pretrained"].get("t2i") or {}).get("n")
     n_e = (rows["a_pretrained"].get("edit") or {}).get("n")
-    lines += ["", f"n = {n_t} T2I images and {n_e} edits per row (held-out prompts x seeds, ODE sampler, "
+    where = ("held-out prompts" if args.heldout else
+             "prompts of the training split drawn apart from the RL prompts, with new noise")
+    lines += ["", f"n = {n_t} T2I images and {n_e} edits per row ({where} x seeds, ODE sampler, "
                   f"{g.eval_num_steps} steps). Budget: {json.dumps(budget)}"]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
