@@ -42,3 +42,10 @@ def test_shared_eval_tasks_give_both_stages_the_same_prompts(data):
     assert _tasks(_eval_conditions(data, "edit", t2i)) == {"recolor"}
     only_t2i = RLStageConfig(eval_tasks=["colors"])
     assert _eval_conditions(data, "edit", only_t2i) == []
+
+
+def test_eval_tasks_the_dataset_lacks_fail_naming_them(data):
+    from unipic.errors import DataError
+
+    with pytest.raises(DataError, match=r"eval_tasks names tasks \['colours'\]"):
+        _eval_conditions(data, "t2i", RLStageConfig(eval_tasks=["colours", "recolor"]))

@@ -47,8 +47,14 @@ def _eval_conditions(data_dir: Path, kind: str, cfg: RLStageConfig) -> list[Cond
     """Held-out prompts when the dataset has them, else a separately drawn train subset. A kind none of whose
     tasks are in `eval_tasks` is not scored."""
     from unipic.rl.prompts import load_conditions
+    from unipic.training.data import DatasetIndex
 
     if cfg.eval_tasks:
+        have = DatasetIndex(data_dir, "all").df.get("task")
+        unknown = sorted(set(cfg.eval_tasks) - set(have.astype(str) if have is not None else ()))
+        if unknown:
+            raise DataError(f"eval_tasks names tasks {unknown} that the dataset at {data_dir} does not have; "
+                            "check rl.<stage>.eval_tasks")
         tasks: list[str] | None = cfg.eval_tasks
     else:
         tasks = cfg.tasks if kind == ("edit" if cfg.reward.weights.get("shapes_edit") else "t2i") else None
