@@ -44,7 +44,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=None, help="default: the smoke preset's pretrain.steps")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--edit-ratio", type=float, default=None, help="default: the smoke preset's")
+    ap.add_argument("--edit-ratio", type=float, default=None,
+                    help="a constant edit ratio instead of the smoke preset's (its edit_phases curriculum)")
     ap.add_argument("--train-split-eval", action="store_true",
                     help="also evaluate the trained model on training compositions (evaluation.split=train)")
     ap.add_argument("--n-t2i", type=int, default=8000)
@@ -73,10 +74,10 @@ def main() -> None:
     before = flat_metrics(evaluate(cfg.evaluation, cfg.shapes, work / "eval_base", model=str(base), benchmarks=benches))
     eval_s = time.time() - t0
     steps = args.steps or cfg.pretrain.steps
-    edit_ratio = cfg.pretrain.edit_ratio if args.edit_ratio is None else args.edit_ratio
+    override = {} if args.edit_ratio is None else {"edit_ratio": args.edit_ratio, "edit_phases": []}
     pcfg = cfg.pretrain.model_copy(update={
         "dataset": str(data), "base_model": str(base), "output": str(work / "model"), "steps": steps,
-        "batch_size": args.batch, "edit_ratio": edit_ratio, "warmup_steps": min(cfg.pretrain.warmup_steps, steps // 5),
+        "batch_size": args.batch, **override, "warmup_steps": min(cfg.pretrain.warmup_steps, steps // 5),
         "checkpoint_every": max(1, steps // 3), "sample_every": max(1, steps // 3)})
     t0 = time.time()
     res = run_pretrain(pcfg, work / "run")
@@ -98,13 +99,15 @@ def main() -> None:
     if res.train.curve_png:
         shutil.copy(res.train.curve_png, RESULTS / "pretrain_smoke_loss.png")
     t = res.train
-    payload = {"steps": t.last_step, "batch": args.batch, "edit_ratio": edit_ratio,
+    edits = pcfg.edit_schedule()
+    payload = {"steps": t.last_step, "batch": args.batch, "edit_schedule": edits, "lr_schedule": pcfg.schedule,
                "task_weights": pcfg.task_weights, "train_s": train_s,
                "eval_s_untrained": eval_s, "final_loss": t.losses.get(t.last_step), "first_loss": t.losses.get(1),
                "metrics_untrained": before, "metrics_trained": after,
                "probe_view_heldout": probe_view(work / "eval_trained"), "work_dir": str(work),
                "environment": environment()}
-    notes = [f"{t.last_step} steps at batch {args.batch} (edit ratio {edit_ratio}, task weights "
+    notes = [f"{t.last_step} steps at batch {args.batch} (edit ratio {edits} as (end step, ratio) phases, "
+             f"{pcfg.schedule} lr, task weights "
              f"{pcfg.task_weights or 'uniform'}) in {train_s / 60:.1f} min "
              f"wall; loss {t.losses.get(1):.3f} -> {t.losses.get(t.last_step):.3f}",
              f"{args.n_per_task} prompts per task / edit category, 1 image each, held-out compositions, "

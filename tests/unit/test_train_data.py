@@ -77,6 +77,39 @@ def test_kind_schedule_is_even():
     assert sum(kind_for_step(i, 0.25) == "edit" for i in range(100)) == 25
 
 
+def test_phased_schedule_counts_edits_per_phase_and_matches_a_constant_ratio():
+    phases = [(600, 0.1), (1000, 0.8)]
+    kinds = [kind_for_step(i, phases) for i in range(1000)]
+    assert kinds[:600].count("edit") == 60 and kinds[600:].count("edit") == 320
+    assert "edit" not in kinds[:9] and kinds[600:605].count("edit") >= 3  # spread within each phase
+    assert [kind_for_step(i, [(10, 0.25)]) for i in range(40)] == [kind_for_step(i, 0.25) for i in range(40)]
+    assert sum(kind_for_step(i, phases) == "edit" for i in range(1000, 1100)) == 80  # the last ratio goes on
+
+
+def test_edit_phases_config_resolves_to_steps_and_rejects_bad_phases():
+    from pydantic import ValidationError
+
+    from unipic.config.train import PretrainConfig
+
+    cfg = PretrainConfig(steps=1800, edit_ratio=0.0,
+                         edit_phases=[{"until": 0.6, "edit_ratio": 0.1}, {"until": 1.0, "edit_ratio": 0.8}])
+    assert cfg.edit_schedule() == [(1080, 0.1), (1800, 0.8)] and cfg.trains_edits
+    assert PretrainConfig(edit_ratio=0.3).edit_schedule() == 0.3
+    assert not PretrainConfig(edit_ratio=0.0).trains_edits
+    for bad in ([{"until": 0.5, "edit_ratio": 0.1}], [{"until": 0.7, "edit_ratio": 0}, {"until": 0.6, "edit_ratio": 1}],
+                [{"until": 1.0, "edit_ratio": 1.5}]):
+        with pytest.raises(ValidationError, match="edit_phases|edit_ratio"):
+            PretrainConfig(edit_phases=bad)
+
+
+def test_phased_batches_need_both_kinds(tmp_path):
+    root = make_dataset(tmp_path / "t2i_only", n_edit=0)
+    with pytest.raises(DataError, match="no edit samples"):
+        build_joint_batches(root, batch_size=2, edit_ratio=[(5, 0.0), (10, 0.5)], seed=0)
+    batches, _ = build_joint_batches(root, batch_size=2, edit_ratio=[(5, 0.0), (10, 0.0)], seed=0)
+    assert [b.kind for b in take(batches, 3)] == ["t2i"] * 3
+
+
 def test_batches_shapes_and_epoch_coverage(tmp_path):
     root = make_dataset(tmp_path / "ds")
     batches, info = build_joint_batches(root, batch_size=4, edit_ratio=0.5, seed=0)

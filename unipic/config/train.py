@@ -95,6 +95,13 @@ class TimestepConfig(Section):
     )
 
 
+class EditPhase(Section):
+    """One phase of an editing curriculum: `edit_ratio` of the steps up to `until` x steps are edit batches."""
+
+    until: float = Field(gt=0, le=1, description="end of the phase as a fraction of `steps`")
+    edit_ratio: float = Field(ge=0, le=1, description="share of edit batches within the phase")
+
+
 class PretrainConfig(TrainerConfig):
     """Joint T2I + editing pre-training of the Kontext DiT with flow matching (issue #4)."""
 
@@ -107,6 +114,11 @@ class PretrainConfig(TrainerConfig):
     )
     edit_ratio: float = Field(
         default=0.5, ge=0, le=1, description="fraction of steps that are editing batches (paper: alternating = 0.5)"
+    )
+    edit_phases: list[EditPhase] = Field(
+        default_factory=list,
+        description="a curriculum that replaces edit_ratio: e.g. [{until: 0.6, edit_ratio: 0.1}, "
+                    "{until: 1.0, edit_ratio: 0.8}] draws first, then edits (the last phase must end at 1.0)",
     )
     task_weights: TaskWeights = Field(default_factory=dict, description=TASK_WEIGHTS_HELP)
     caption_dropout: float = Field(default=0.1, ge=0, lt=1, description="share of empty prompts, for CFG")
@@ -122,3 +134,20 @@ class PretrainConfig(TrainerConfig):
     sample_steps: int = Field(default=20, ge=1)
     sample_guidance: float = Field(default=4.0, ge=1.0)
     split: Literal["train", "heldout", "all"] = "train"
+
+    @model_validator(mode="after")
+    def _check_phases(self) -> PretrainConfig:
+        ends = [p.until for p in self.edit_phases]
+        if ends and (ends != sorted(set(ends)) or ends[-1] != 1.0):
+            raise ValueError(f"pretrain.edit_phases: 'until' must increase strictly and end at 1.0, got {ends}")
+        return self
+
+    def edit_schedule(self) -> float | list[tuple[int, float]]:
+        """What the batch interleaver takes: the constant ratio, or (end step, ratio) per phase."""
+        if not self.edit_phases:
+            return self.edit_ratio
+        return [(round(p.until * self.steps), p.edit_ratio) for p in self.edit_phases]
+
+    @property
+    def trains_edits(self) -> bool:
+        return max([self.edit_ratio] if not self.edit_phases else [p.edit_ratio for p in self.edit_phases]) > 0

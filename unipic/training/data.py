@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,19 +234,41 @@ def _reweighted(rows, weights: Mapping[str, float], seed: int, kind: str):
     return rows.loc[rows.index.repeat(reps)]
 
 
-def kind_for_step(n: int, edit_ratio: float) -> str:
-    """Edit batches spread evenly: step n is an edit step when floor((n+1) r) > floor(n r)."""
-    return "edit" if math.floor((n + 1) * edit_ratio + 1e-9) > math.floor(n * edit_ratio + 1e-9) else "t2i"
+EditRatio = float | Sequence[tuple[int, float]]  # a constant share, or (end step, share) phases
+
+
+def edits_before(n: int, edit_ratio: EditRatio) -> float:
+    """How many of the first n steps should be edit steps; past the last phase its ratio goes on."""
+    if isinstance(edit_ratio, (int, float)):
+        return n * float(edit_ratio)
+    total, start = 0.0, 0
+    for end, ratio in edit_ratio:
+        total += ratio * max(0, min(n, end) - start)
+        start = max(start, end)
+    return total + edit_ratio[-1][1] * max(0, n - start)
+
+
+def ratio_range(edit_ratio: EditRatio) -> tuple[float, float]:
+    ratios = [float(edit_ratio)] if isinstance(edit_ratio, (int, float)) else [r for _, r in edit_ratio]
+    return min(ratios), max(ratios)
+
+
+def kind_for_step(n: int, edit_ratio: EditRatio) -> str:
+    """Edit batches spread evenly within each phase: step n is an edit step when the running count of
+    edits it should have had, floor(edits_before(n + 1)), goes up."""
+    return ("edit" if math.floor(edits_before(n + 1, edit_ratio) + 1e-9) > math.floor(edits_before(n, edit_ratio) + 1e-9)
+            else "t2i")
 
 
 class JointBatches:
-    """Interleaves T2I and edit batches at `edit_ratio`; the whole position is checkpointable."""
+    """Interleaves T2I and edit batches at `edit_ratio` (constant or phased); the position is checkpointable."""
 
-    def __init__(self, t2i: KindStream | None, edit: KindStream | None, edit_ratio: float):
-        if edit_ratio > 0 and edit is None:
+    def __init__(self, t2i: KindStream | None, edit: KindStream | None, edit_ratio: EditRatio):
+        lo, hi = ratio_range(edit_ratio)
+        if hi > 0 and edit is None:
             raise DataError(f"edit_ratio={edit_ratio} but the dataset has no edit samples; set edit_ratio=0 or "
                             "use a dataset generated with --task both")
-        if edit_ratio < 1 and t2i is None:
+        if lo < 1 and t2i is None:
             raise DataError(f"edit_ratio={edit_ratio} but the dataset has no t2i samples; set edit_ratio=1 or "
                             "use a dataset generated with --task both")
         self.streams = {"t2i": t2i, "edit": edit}
@@ -271,7 +293,7 @@ class JointBatches:
                 s.load_state_dict(state[k])
 
 
-def build_joint_batches(root: Path, *, batch_size: int, edit_ratio: float, seed: int, split: str = "train",
+def build_joint_batches(root: Path, *, batch_size: int, edit_ratio: EditRatio, seed: int, split: str = "train",
                         rank: int = 0, world_size: int = 1,
                         cache_loaders: dict[str, Callable[[str], dict[str, dict[str, torch.Tensor]]]] | None = None,
                         task_weights: Mapping[str, float] | None = None,
@@ -283,7 +305,8 @@ def build_joint_batches(root: Path, *, batch_size: int, edit_ratio: float, seed:
             raise DataError(f"task_weights names tasks {unknown} that the dataset at {root} does not have "
                             f"(it has {sorted(set(index.df['task'].astype(str)))})")
     streams: dict[str, KindStream | None] = {}
-    for kind, needed in (("t2i", edit_ratio < 1), ("edit", edit_ratio > 0)):
+    lo, hi = ratio_range(edit_ratio)
+    for kind, needed in (("t2i", lo < 1), ("edit", hi > 0)):
         rows = index.rows(kind)
         if not needed or len(rows) == 0:
             streams[kind] = None

@@ -41,7 +41,7 @@ def estimate_pretrain_bytes(model: nn.Module, cfg: PretrainConfig, pipe: Any, wo
     zero = world_size if cfg.deepspeed.enabled and cfg.deepspeed.zero_stage >= 2 else 1
     est = estimate_training_memory(
         tcfg, batch_size=cfg.batch_size, latent_size=latent, text_tokens=text_tokens,
-        with_reference=cfg.edit_ratio > 0, dtype="float32", gradient_checkpointing=cfg.gradient_checkpointing,
+        with_reference=cfg.trains_edits, dtype="float32", gradient_checkpointing=cfg.gradient_checkpointing,
         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad), zero_shards=zero,
     )
     # Under bf16 autocast the saved activations are a mix of bf16 matmul outputs and fp32 norm/residual

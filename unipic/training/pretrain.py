@@ -66,7 +66,7 @@ class PretrainTrainer(Trainer):
         else:
             self.latent_cache = None
         data, self.dataset_info = build_joint_batches(
-            self.dataset_dir, batch_size=cfg.batch_size, edit_ratio=cfg.edit_ratio, seed=cfg.seed, split=cfg.split,
+            self.dataset_dir, batch_size=cfg.batch_size, edit_ratio=cfg.edit_schedule(), seed=cfg.seed, split=cfg.split,
             rank=ctx.rank, world_size=ctx.world_size, cache_loaders=loaders, task_weights=cfg.task_weights,
         )
         self._empty: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -182,7 +182,7 @@ class PretrainTrainer(Trainer):
                 gens = [torch.Generator().manual_seed(1000 + i) for i in range(len(prompts))]
                 out["t2i"] = self.pipe(prompts, num_inference_steps=cfg.sample_steps,
                                        guidance_scale=cfg.sample_guidance, generator=gens).images
-            edits = self._edit_examples(cfg.sample_edits) if cfg.edit_ratio > 0 and cfg.sample_edits else []
+            edits = self._edit_examples(cfg.sample_edits) if cfg.trains_edits and cfg.sample_edits else []
             if edits:
                 gens = [torch.Generator().manual_seed(2000 + i) for i in range(len(edits))]
                 srcs = [e[0] for e in edits]
