@@ -1,8 +1,9 @@
 """(b) Achieved FLOP/s of our training step vs a bf16 matmul peak measured in the same run, on an
 SD3.5-Medium-width slice: 2 MMDiT-X layers at width 1536 (24 heads x 64, qk rms_norm, dual attention, joint
-dim 4096, pooled 2048), batch 4, 32x32x16 latents (256 image tokens) + 32 text tokens.
+dim 4096, pooled 2048), 32x32x16 latents (256 image tokens) + 32 text tokens, at batch 4 and 8 (the optimizer
+and EMA cost the same per step at any batch, so a larger batch amortises them, as on a GPU).
 
-    .venv/bin/python benchmarks/pretrain_mfu.py [--batch 4] [--steps 6]
+    .venv/bin/python benchmarks/pretrain_mfu.py [--batches 4 8] [--steps 6]
 
 FLOPs per step = FlopCounterMode's matmul count for forward + backward plus analytic attention
 (12*B*S^2*D per attention op; the counter sees 0 in CPU SDPA). The optimizer and EMA are not counted as
@@ -31,7 +32,7 @@ def wide_slice():
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--batches", type=int, nargs="+", default=[4, 8])
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--text-tokens", type=int, default=32)
     args = ap.parse_args()
@@ -47,9 +48,11 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     peak_before = matmul_peak_flops(torch.bfloat16, n=2048, seconds=1.0, trials=3)
     peak_cpu_before = matmul_peak_flops(torch.bfloat16, n=2048, seconds=1.0, trials=3, clock="cpu")
-    rows, payload = [], {"batch": args.batch, "params": n_params, "environment": None, "variants": {}}
-    for variant, ema in (("ours: autocast bf16 + fused AdamW + EMA", 0.995), ("ours without EMA", 0.0)):
-        cfg = TrainerConfig(steps=10_000, batch_size=args.batch, lr=1e-4, precision="bf16", ema_decay=ema,
+    rows, payload = [], {"batches": args.batches, "params": n_params, "environment": None, "variants": {}}
+    runs = [(f"ours: autocast bf16 + fused AdamW + EMA, batch {b}", b, 0.995) for b in args.batches]
+    runs.insert(1, (f"ours without EMA, batch {args.batches[0]}", args.batches[0], 0.0))
+    for variant, batch_size, ema in runs:
+        cfg = TrainerConfig(steps=10_000, batch_size=batch_size, lr=1e-4, precision="bf16", ema_decay=ema,
                             log_every=10_000)
         trainer = SyntheticFlowTrainer(cfg, model, Path(tempfile.mkdtemp()), latent_side=32,
                                        text_tokens=args.text_tokens)
@@ -59,7 +62,7 @@ def main() -> None:
             trainer.forward_backward_step(batch)
             trainer.engine.zero_grad()
 
-        flops = dit_train_flops(trainer.model, fwd_bwd, batch=args.batch, image_tokens=trainer.image_tokens,
+        flops = dit_train_flops(trainer.model, fwd_bwd, batch=batch_size, image_tokens=trainer.image_tokens,
                                 text_tokens=args.text_tokens)
         for _ in range(2):
             trainer.train_step(next(trainer.data))
@@ -71,13 +74,14 @@ def main() -> None:
             cpu_times.append(time.process_time() - c0)
         spans = trainer.spans.pop()
         best, med = min(times), statistics.median(times)
-        payload["variants"][variant] = {"flops_per_step": flops, "step_s": times, "step_cpu_s": cpu_times,
+        payload["variants"][variant] = {"batch": batch_size, "flops_per_step": flops, "step_s": times, "step_cpu_s": cpu_times,
                                         "spans_total_s": spans}
         rows.append({"variant": variant, "GFLOP/step": flops["total"] / 1e9,
                      "attention share": flops["attention"] / flops["total"], "s/step best": best,
                      "s/step median": med, "GFLOP/s best": flops["total"] / best / 1e9,
                      "GFLOP/s median": flops["total"] / med / 1e9,
-                     "GFLOP/CPU-s best": flops["total"] / min(cpu_times) / 1e9})
+                     "GFLOP/CPU-s best": flops["total"] / min(cpu_times) / 1e9,
+                     "optimizer + EMA s/step": (spans.get("optimizer", 0) + spans.get("ema", 0)) / (args.steps + 2)})
     peak_after = matmul_peak_flops(torch.bfloat16, n=2048, seconds=1.0, trials=3)
     peak_cpu_after = matmul_peak_flops(torch.bfloat16, n=2048, seconds=1.0, trials=3, clock="cpu")
     peak = max(peak_before, peak_after)
@@ -95,7 +99,7 @@ def main() -> None:
              f"{peak_cpu / 1e9:,.0f} GFLOP/CPU-s; aim MFU >= 40 %",
              "MFU by CPU time = (step FLOPs / step CPU-seconds) / (matmul FLOPs / CPU-second): robust to other jobs "
              "taking the cores, which wall-time MFU is not",
-             f"model: 2 layers x width 1536, {n_params / 1e6:.1f} M params, batch {args.batch}, 256 image + "
+             f"model: 2 layers x width 1536, {n_params / 1e6:.1f} M params, batch {args.batches}, 256 image + "
              f"{args.text_tokens} text tokens; FLOPs = counted matmuls + analytic attention",
              "the CPU is shared with other jobs: compare best-of-N, expect +-30-60 % noise (notes/feas_ml.md)"]
     out = write_results("pretrain_mfu", payload, rows, notes)
