@@ -73,7 +73,8 @@ def warm_up() -> None:
 
 
 def fresh(samples: list[Sample]) -> list[Sample]:
-    return [dataclasses.replace(s, pixels=None, target_pixels=None, signals={}, hashes={}, views={}) for s in samples]
+    return [dataclasses.replace(s, pixels=None, target_pixels=None, signals={}, hashes={}, views={}, slots={})
+            for s in samples]
 
 
 def time_decode(samples: list[Sample]) -> float:

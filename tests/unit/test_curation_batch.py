@@ -120,6 +120,34 @@ def test_decode_makes_the_analysis_view_the_lazy_path_would() -> None:
             assert np.array_equal(s.analysis(which), analysis_view(pixels))
 
 
+def test_decode_batch_puts_same_shape_views_into_one_stack_with_the_same_pixels() -> None:
+    from unipic.config.curation import CurationConfig
+    from unipic.data.curation.decode import DecodeFilter
+    from unipic.data.curation.stacks import gather
+
+    rng = np.random.default_rng(6)
+    shapes = [(64, 64), (64, 64), (48, 80), (256, 256), (64, 64), (256, 256), (48, 80), (30, 30)]
+    rows = [Sample(str(i), "t2i", "t", "x", _png(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)))
+            for i, (h, w) in enumerate(shapes)]
+    rows.append(Sample("rgba", "t2i", "t", "x", _png(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), "RGBA")))
+    rows.append(Sample("cut", "t2i", "t", "x", rows[0].image[:100]))
+    alone = [dataclasses.replace(s, views={}, slots={}) for s in rows]
+    f, g = DecodeFilter(CurationConfig()), DecodeFilter(CurationConfig())
+    assert f.process_batch(rows) == [g(s) for s in alone]
+    for s, t in zip(rows[:8], alone[:8], strict=True):
+        assert np.array_equal(s.pixels, t.pixels) and np.array_equal(s.analysis("image"), t.analysis("image"))
+    stacks = {id(s.slots["image"][0]) for s in rows[:8] if "image" in s.slots}
+    assert len(stacks) == 3 and "image" not in rows[7].slots  # 64, 48x80, the 128 px reduced views; 30 px alone
+    for s in rows[:7]:
+        stack, row = s.slots["image"]
+        assert s.views["image"] is not None and np.shares_memory(s.analysis("image"), stack[row])
+    groups, other = gather(rows[:8] + alone[:2], "image")
+    assert other == [] and sorted(p for g in groups for p in g.positions) == list(range(10))
+    for grp in groups:
+        for p, r in zip(grp.positions, grp.rows.tolist(), strict=True):
+            assert np.array_equal(grp.stack[r], (rows[:8] + alone[:2])[p].analysis("image"))
+
+
 def test_signal_and_hash_batches_are_bit_identical_to_one_image_at_a_time() -> None:
     rng = np.random.default_rng(0)
     views = [rng.integers(0, 256, (h, w, c), dtype=np.uint8) for h, w in ((64, 64), (48, 80), (2, 40))

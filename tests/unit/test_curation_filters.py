@@ -174,17 +174,34 @@ def test_text_fast_paths_give_the_per_character_verdicts() -> None:
     assert {"control_chars", "non_text", None} <= set(got)
 
 
-def test_hamming_index_finds_exactly_the_hashes_within_radius() -> None:
-    rng = np.random.default_rng(1)
-    idx = HammingIndex(64, radius=3)
-    stored = [int(x) for x in rng.integers(0, 2**63, 200)]
-    for h in stored:
-        idx.add(h)
-    probe = stored[5] ^ 0b1011  # 3 bits away
-    assert idx.near(probe) == stored[5]
-    assert idx.near(stored[7] ^ 0b11111) is None or (idx.near(stored[7] ^ 0b11111) ^ (stored[7] ^ 0b11111)).bit_count() <= 3
-    brute = [h for h in stored if (h ^ (stored[9] ^ 0b1111)).bit_count() <= 3]
-    assert (idx.near(stored[9] ^ 0b1111) is not None) == bool(brute)
+def _brute_force_kept(bits: np.ndarray, radius: int) -> list[bool]:
+    kept = np.zeros((len(bits), bits.shape[1]), dtype=bool)
+    n, out = 0, []
+    for b in bits:
+        dup = n > 0 and int((kept[:n] != b).sum(axis=1).min()) <= radius
+        out.append(not dup)
+        if not dup:
+            kept[n] = b
+            n += 1
+    return out
+
+
+@pytest.mark.parametrize(("n_bits", "radius"), [(192, 10), (64, 3), (75, 4), (384, 0), (130, 1)])
+def test_hamming_index_keeps_exactly_what_a_brute_force_search_keeps(n_bits: int, radius: int) -> None:
+    """Clustered hashes (many within and just outside the radius), in batches of any size, past the first
+    allocation: the same verdicts as comparing every pair; bands wider than 64 bits (radius 0) included."""
+    rng = np.random.default_rng(n_bits + radius)
+    centres = rng.random((60, n_bits)) < 0.2
+    bits = centres[rng.integers(0, 60, 1500)]
+    flips = rng.random(bits.shape) < rng.uniform(0, 2.5 * (radius + 1) / n_bits, (len(bits), 1))
+    bits = bits ^ flips
+    want = _brute_force_kept(bits, radius)
+    assert 50 < sum(want) < len(want) - 50
+    idx = HammingIndex(n_bits, radius)
+    got: list[bool] = []
+    for a, b in ((0, 1), (1, 65), (65, 700), (700, 701), (701, 1500)):
+        got += idx.add_unless_near(bits[a:b]).tolist()
+    assert got == want
     assert bits_to_int(np.array([1, 0, 1], dtype=bool)) == 0b101
 
 

@@ -85,3 +85,21 @@ def test_detect_batch_mixes_sizes_and_keeps_input_order() -> None:
     a, b = _renders(32, 6), _renders(48, 6)
     mixed = [a[0], b[0], a[1], b[1], b[2], a[2][None][0].astype(np.float32) / 255.0]
     assert DET.detect_batch(mixed) == [DET.detect(img) for img in mixed]
+
+
+def test_segment_stack_reads_any_rows_of_a_stack_as_detect_reads_each_image() -> None:
+    """What curation scores: rows of a batch stack (a subset, reordered, repeated), objects as arrays."""
+    from unipic.data.shapes.detect import _COLOR_NAMES
+    from unipic.data.shapes.detect_stacked import SHAPE_COL, object_boxes, segment_stack
+    from unipic.data.shapes.world import SHAPES
+
+    imgs = _generated_looking(_renders(48, 60), np.random.default_rng(9))
+    rows = np.array([5, 3, 3, 70, 0, 41, 12, 89])
+    seg = segment_stack(imgs, rows, DET.min_area(48))
+    assert len(seg.starts) == len(rows) + 1
+    for i, r in enumerate(rows.tolist()):
+        mine = seg.table[seg.starts[i]:seg.starts[i + 1]]
+        got = list(zip([SHAPES[k] for k in mine[:, SHAPE_COL]], [_COLOR_NAMES[k - 1] for k in mine[:, 1]],
+                       object_boxes(mine), seg.ious[seg.starts[i]:seg.starts[i + 1]].tolist(), strict=True))
+        assert got == [(o.shape, o.color, o.bbox, o.match) for o in DET.detect(imgs[r]).objects]
+    assert seg.starts[-1] >= len(rows)

@@ -12,9 +12,11 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from unipic.config.curation import CurationConfig
 from unipic.data.curation.base import Filter
 from unipic.data.curation.sample import Sample
 from unipic.data.curation.signals import view_factor
+from unipic.data.curation.stacks import StackPool, stack_batch
 
 
 def decode_image(data: bytes | None, allowed_modes: list[str],
@@ -63,8 +65,13 @@ class DecodeFilter(Filter):
 
     name = "decode"
 
+    def __init__(self, cfg: CurationConfig) -> None:
+        super().__init__(cfg)
+        self._pool = StackPool()
+
     def check(self, sample: Sample) -> str | None:
         t = self.thresholds(sample)
+        sample.slots = {}
         im, why = open_image(sample.image, t.allowed_modes, t.max_bytes)
         if im is None:
             sample.pixels = None
@@ -77,3 +84,11 @@ class DecodeFilter(Filter):
                 return f"target_{why}"
             sample.target_pixels = _decode_into(sample, "target", target)
         return None
+
+    def check_batch(self, samples: list[Sample]) -> list[str | None]:
+        """`check` per sample, then the decoded views go into one stack per shape for the later kernels."""
+        whys = [self.check(s) for s in samples]
+        ok = [s for s, why in zip(samples, whys, strict=True) if why is None]
+        stack_batch(ok, "image", self._pool)
+        stack_batch([s for s in ok if s.is_edit], "target", self._pool)
+        return whys

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import defaultdict
 from functools import lru_cache
 
 import numba
@@ -20,8 +19,11 @@ from PIL import Image
 
 from unipic.config.curation import CurationConfig
 from unipic.data.curation.base import Filter
+from unipic.data.curation.hamming import HammingIndex
 from unipic.data.curation.sample import Sample
 from unipic.data.curation.signals import analysis_view
+from unipic.data.curation.stacks import gather
+from unipic.data.shapes.detect_stacked import scratch_array
 
 PHASH_MARGIN = 32.0
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -63,6 +65,30 @@ def phash_bits_batch(views: list[np.ndarray], size: int = 8, channels: str = "rg
         for i, bits in zip(idx, _stack_bits(np.stack([smalls[i] for i in idx]), size), strict=True):
             out[i] = bits
     return out  # type: ignore[return-value]
+
+
+def stack_phash_bits(stack: np.ndarray, rows: np.ndarray, size: int = 8, channels: str = "rgb") -> np.ndarray:
+    """(N, bits) `phash_bits` of the (H, W, 3) uint8 views `stack[rows]` (at most the analysis scale): one
+    compiled resize call for the stack where Pillow's resampler is reproduced for its shape, then the same
+    batched DCT as `phash_bits_batch`."""
+    side = size * 4
+    h, w = stack.shape[1:3]
+    order = _pass_order(h, w, side)
+    if order is None:
+        return _stack_bits(np.stack([_hash_input(stack[r], size, channels) for r in rows.tolist()]), size)
+    smalls = scratch_array("phash_smalls", (len(rows), side, side, 3), np.float32)
+    _resample_stack(np.ascontiguousarray(stack), np.asarray(rows, dtype=np.int64), *_bilinear_coeffs(w, side),
+                    *_bilinear_coeffs(h, side), order, smalls)
+    if channels == "luma":
+        smalls = np.stack([(small @ _LUMA)[..., None] for small in smalls])
+    return _stack_bits(smalls, size)
+
+
+@numba.njit(cache=True, nogil=True)
+def _resample_stack(stack: np.ndarray, rows: np.ndarray, taps_x: np.ndarray, bounds_x: np.ndarray,
+                    taps_y: np.ndarray, bounds_y: np.ndarray, horizontal_first: bool, out: np.ndarray) -> None:
+    for i in range(rows.shape[0]):
+        _resample(stack[rows[i]], taps_x, bounds_x, taps_y, bounds_y, horizontal_first, out[i])
 
 
 def _hash_input(pixels: np.ndarray, size: int, channels: str) -> np.ndarray:
@@ -155,28 +181,13 @@ def _resample_rows(src: np.ndarray, taps: np.ndarray, bounds: np.ndarray, out: n
 @numba.njit(cache=True, nogil=True)
 def _resample(view: np.ndarray, taps_x: np.ndarray, bounds_x: np.ndarray, taps_y: np.ndarray,
               bounds_y: np.ndarray, horizontal_first: bool, out: np.ndarray) -> None:
-    """Both passes over an (H, W, 3) uint8 view into `out` (side, side, 3); a horizontal pass runs on the
-    transposed image so that each pass is a vectorisable sum of whole rows."""
+    """Both passes over an (H, W, 3) uint8 view into `out` (side, side, 3). Horizontal first: the three
+    channels of a pixel at once, then the vertical pass as a vectorisable sum of whole rows; vertical first: a
+    vertical pass on rows, and the horizontal one on the transposed image."""
     h, w, c = view.shape
     oh, ow = out.shape[0], out.shape[1]
     if horizontal_first:
-        cols = np.empty((w, h * c), np.int32)
-        for x in range(w):
-            for y in range(h):
-                for ch in range(c):
-                    cols[x, y * c + ch] = view[y, x, ch]
-        narrow = np.empty((ow, h * c), np.int32)
-        _resample_rows(cols, taps_x, bounds_x, narrow)
-        rows = np.empty((h, ow * c), np.int32)
-        for y in range(h):
-            for x in range(ow):
-                for ch in range(c):
-                    rows[y, x * c + ch] = narrow[x, y * c + ch]
-        done = np.empty((oh, ow * c), np.int32)
-        _resample_rows(rows, taps_y, bounds_y, done)
-        for y in range(oh):
-            for j in range(ow * c):
-                out[y, j // c, j % c] = done[y, j]
+        _resample_hv(view, taps_x, bounds_x, taps_y, bounds_y, out)
         return
     rows = np.empty((h, w * c), np.int32)
     for y in range(h):
@@ -197,6 +208,45 @@ def _resample(view: np.ndarray, taps_x: np.ndarray, bounds_x: np.ndarray, taps_y
                 out[y, x, ch] = done[x, y * c + ch]
 
 
+@numba.njit(cache=True, nogil=True)
+def _clip8(v: int) -> int:
+    return 0 if v < 0 else (255 if v > 255 else v)
+
+
+@numba.njit(cache=True, nogil=True)
+def _resample_hv(view: np.ndarray, taps_x: np.ndarray, bounds_x: np.ndarray, taps_y: np.ndarray,
+                 bounds_y: np.ndarray, out: np.ndarray) -> None:
+    """`_resample`, horizontal pass first (the same fixed-point sums, in int32 as Pillow's)."""
+    h = view.shape[0]
+    oh, ow = out.shape[0], out.shape[1]
+    half = np.int32(1 << (_PRECISION_BITS - 1))
+    mid = np.empty((h, ow * 3), np.int32)
+    for y in range(h):
+        for ox in range(ow):
+            first = bounds_x[ox, 0]
+            a0 = a1 = a2 = half
+            for t in range(bounds_x[ox, 1]):
+                k = taps_x[ox, t]
+                a0 += np.int32(view[y, first + t, 0]) * k
+                a1 += np.int32(view[y, first + t, 1]) * k
+                a2 += np.int32(view[y, first + t, 2]) * k
+            mid[y, 3 * ox] = _clip8(a0 >> _PRECISION_BITS)
+            mid[y, 3 * ox + 1] = _clip8(a1 >> _PRECISION_BITS)
+            mid[y, 3 * ox + 2] = _clip8(a2 >> _PRECISION_BITS)
+    acc = np.empty(ow * 3, np.int32)
+    for oy in range(oh):
+        acc[:] = half
+        first = bounds_y[oy, 0]
+        for t in range(bounds_y[oy, 1]):
+            k = taps_y[oy, t]
+            src = mid[first + t]
+            for j in range(ow * 3):
+                acc[j] += src[j] * k
+        for x in range(ow):
+            for ch in range(3):
+                out[oy, x, ch] = _clip8(acc[3 * x + ch] >> _PRECISION_BITS)
+
+
 def _stack_bits(smalls: np.ndarray, size: int) -> np.ndarray:
     """(N, bits) hash bits of an (N, side, side, C) stack of hash inputs."""
     n, side, _, c = smalls.shape
@@ -213,40 +263,6 @@ def _stack_bits(smalls: np.ndarray, size: int) -> np.ndarray:
 def bits_to_int(bits: np.ndarray) -> int:
     """The bits as one integer, first bit most significant (no padding)."""
     return int.from_bytes(np.packbits(bits).tobytes(), "big") >> ((-len(bits)) % 8)
-
-
-class HammingIndex:
-    """Hashes seen so far; `near(h)` finds one within `radius` bits, checking band-sharing candidates only."""
-
-    def __init__(self, n_bits: int, radius: int) -> None:
-        self.n_bits = n_bits
-        self.radius = radius
-        n_bands = min(radius + 1, n_bits)
-        edges = np.linspace(0, n_bits, n_bands + 1).astype(int)
-        self._bands = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        self._tables: list[dict[int, list[int]]] = [defaultdict(list) for _ in self._bands]
-
-    def _band_values(self, h: int) -> list[int]:
-        return [(h >> (self.n_bits - b)) & ((1 << (b - a)) - 1) for a, b in self._bands]
-
-    def near(self, h: int, bands: list[int] | None = None) -> int | None:
-        for table, v in zip(self._tables, bands or self._band_values(h), strict=True):
-            for other in table.get(v, ()):
-                if (h ^ other).bit_count() <= self.radius:
-                    return other
-        return None
-
-    def add(self, h: int, bands: list[int] | None = None) -> None:
-        for table, v in zip(self._tables, bands or self._band_values(h), strict=True):
-            table[v].append(h)
-
-    def add_unless_near(self, h: int) -> bool:
-        """`near(h)` is None then `add(h)` (True), else False; the bands are cut once."""
-        bands = self._band_values(h)
-        if self.near(h, bands) is not None:
-            return False
-        self.add(h, bands)
-        return True
 
 
 class ExactDedupFilter(Filter):
@@ -281,7 +297,7 @@ class NearDupFilter(Filter):
 
     def __init__(self, cfg: CurationConfig) -> None:
         super().__init__(cfg)
-        self._index: dict[str, HammingIndex] = {}
+        self._index: dict[tuple[str, int], HammingIndex] = {}
 
     def _hash(self, pixels: np.ndarray) -> np.ndarray:
         return phash_bits(pixels, self.cfg.dedup.phash_size, self.cfg.dedup.channels)
@@ -291,27 +307,56 @@ class NearDupFilter(Filter):
         bits = self._hash(sample.analysis("image"))
         if sample.is_edit and sample.target_pixels is not None:
             bits = np.concatenate([bits, self._hash(sample.analysis("target"))])
-        return self._verdict(sample, bits)
+        return self._verdicts([sample], [bits])[0]
 
     def check_batch(self, samples: list[Sample]) -> list[str | None]:
         for s in samples:
             assert s.pixels is not None, "near-dup runs after decode"
-        cfg = self.cfg.dedup
-        bits = phash_bits_batch([s.analysis("image") for s in samples], cfg.phash_size, cfg.channels)
+        bits = self._hash_batch(samples, "image")
         pairs = [i for i, s in enumerate(samples) if s.is_edit and s.target_pixels is not None]
-        targets = phash_bits_batch([samples[i].analysis("target") for i in pairs], cfg.phash_size,
-                                   cfg.channels)
-        for i, tb in zip(pairs, targets, strict=True):
+        for i, tb in zip(pairs, self._hash_batch([samples[i] for i in pairs], "target"), strict=True):
             bits[i] = np.concatenate([bits[i], tb])
-        return [self._verdict(s, b) for s, b in zip(samples, bits, strict=True)]
+        return self._verdicts(samples, bits)
 
-    def _verdict(self, sample: Sample, bits: np.ndarray) -> str | None:
-        """Record the hash; a duplicate when a kept sample of the same kind is within the radius."""
-        h = bits_to_int(bits)
-        sample.hashes["phash"] = format(h, f"0{(len(bits) + 3) // 4}x")
+    def _hash_batch(self, samples: list[Sample], which: str) -> list[np.ndarray]:
+        """`_hash` of each sample's `which` view: batch stacks in one resize call each, the rest per image."""
+        cfg = self.cfg.dedup
+        out: list[np.ndarray] = [np.zeros(0, bool)] * len(samples)
+        groups, other = gather(samples, which)
+        for g in groups:
+            for p, b in zip(g.positions, stack_phash_bits(g.stack, g.rows, cfg.phash_size, cfg.channels),
+                            strict=True):
+                out[p] = b
+        views = [samples[p].analysis(which) for p in other]
+        for p, b in zip(other, phash_bits_batch(views, cfg.phash_size, cfg.channels), strict=True):
+            out[p] = b
+        return out
+
+    def _verdicts(self, samples: list[Sample], bits: list[np.ndarray]) -> list[str | None]:
+        """Record each hash; a duplicate when a kept sample of the same kind is within the radius (earlier
+        samples of the batch included, as one at a time)."""
+        for s, h in zip(samples, hex_hashes(bits), strict=True):
+            s.hashes["phash"] = h
+        out: list[str | None] = [None] * len(samples)
         if not self.cfg.dedup.near:
-            return None
-        index = self._index.get(sample.kind)
-        if index is None:
-            index = self._index[sample.kind] = HammingIndex(len(bits), self.cfg.dedup.max_hamming)
-        return None if index.add_unless_near(h) else "duplicate"
+            return out
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, (s, b) in enumerate(zip(samples, bits, strict=True)):
+            groups.setdefault((s.kind, len(b)), []).append(i)
+        for (kind, n_bits), idx in groups.items():
+            index = self._index.get((kind, n_bits))
+            if index is None:
+                index = self._index[(kind, n_bits)] = HammingIndex(n_bits, self.cfg.dedup.max_hamming)
+            for i, kept in zip(idx, index.add_unless_near(np.stack([bits[i] for i in idx])).tolist(),
+                               strict=True):
+                out[i] = None if kept else "duplicate"
+        return out
+
+
+def hex_hashes(bits: list[np.ndarray]) -> list[str]:
+    """Each hash as hex digits, first bit most significant (`bits_to_int`, zero padded to whole digits)."""
+    if bits and len({len(b) for b in bits}) == 1 and len(bits[0]) % 8 == 0:
+        raw = np.packbits(np.stack(bits), axis=1)
+        data, width = raw.tobytes(), raw.shape[1]
+        return [data[i * width:(i + 1) * width].hex() for i in range(len(bits))]
+    return [format(bits_to_int(b), f"0{(len(b) + 3) // 4}x") for b in bits]

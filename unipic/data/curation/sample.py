@@ -30,6 +30,8 @@ class Sample:
     signals: dict[str, float] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
     views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # which view -> (batch stack, row) when the view lives in a batch stack (`unipic.data.curation.stacks`)
+    slots: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict, repr=False)
 
     @property
     def is_edit(self) -> bool:
@@ -51,3 +53,4 @@ class Sample:
         self.pixels = None
         self.target_pixels = None
         self.views.clear()
+        self.slots.clear()

@@ -16,7 +16,9 @@ import numpy as np
 
 from unipic.config.curation import ScorerConfig
 from unipic.config.store import StoreConfig
+from unipic.data.curation.agreement import SpecCache, agreement, batch_agreements
 from unipic.data.curation.sample import Sample
+from unipic.data.curation.stacks import gather
 from unipic.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ class ShapesDetectorScorer:
         from unipic.data.shapes import ShapesDetector
 
         self.detector = ShapesDetector()
+        self._specs = SpecCache()
 
     def score(self, sample: Sample) -> float | None:
         from unipic.data.shapes.score import score_edit
@@ -137,22 +140,51 @@ class ShapesDetectorScorer:
             return None
 
     def score_batch(self, samples: list[Sample]) -> list[float | None]:
-        """`score` for each sample, with the T2I images, edit sources and edit targets each detected as one
-        batch (`ShapesDetector.detect_batch`: identical detections, a fraction of the per-image cost)."""
+        """`score` for each sample: T2I images per batch stack through the detector's arrays
+        (`segment_stack` + `batch_agreements`: the same objects, the same score, no Python object per image);
+        edit sources and targets each detected as one batch (`ShapesDetector.detect_batch`)."""
         from unipic.data.shapes.score import score_edit_detections
 
         out: list[float | None] = [None] * len(samples)
         specs = [self._spec(s) for s in samples]
         t2i = [i for i, s in enumerate(samples) if specs[i] is not None and not s.is_edit]
         edits = [i for i, s in enumerate(samples) if specs[i] is not None and s.is_edit]
-        dets = self._detect([samples[i].analysis("image") for i in t2i + edits])
+        for i, v in zip(t2i, self._score_t2i([samples[i] for i in t2i], [specs[i] for i in t2i]), strict=True):
+            out[i] = v
+        dets = self._detect([samples[i].analysis("image") for i in edits])
         targets = self._detect([samples[i].analysis("target") for i in edits])
         if dets is None or targets is None:
-            return [self.score(s) for s in samples]
-        for i, det in zip(t2i, dets[:len(t2i)], strict=True):
-            out[i] = _guarded(lambda: t2i_agreement(det, specs[i]))  # noqa: B023
-        for i, src, tgt in zip(edits, dets[len(t2i):], targets, strict=True):
+            return [out[i] if i not in edits else self.score(s) for i, s in enumerate(samples)]
+        for i, src, tgt in zip(edits, dets, targets, strict=True):
             out[i] = _guarded(lambda: score_edit_detections(src, tgt, specs[i]).overall)  # noqa: B023
+        return out
+
+    def _score_t2i(self, samples: list[Sample], specs: list[dict]) -> list[float | None]:
+        """T2I agreements: stacked views through the arrays (the stock detector only: a subclass may detect
+        differently), the rest through `detect_batch` and `t2i_agreement`."""
+        from unipic.data.shapes import ShapesDetector
+        from unipic.data.shapes.detect_stacked import segment_stack
+
+        out: list[float | None] = [None] * len(samples)
+        rest = list(range(len(samples)))
+        if type(self.detector).detect is ShapesDetector.detect:
+            groups, _ = gather(samples, "image")
+            for g in groups:
+                canvas = min(g.stack.shape[1:3])
+                if canvas < 3:
+                    continue
+                objs = segment_stack(g.stack, g.rows, self.detector.min_area(canvas))
+                for p, v in zip(g.positions, batch_agreements(objs, [specs[p] for p in g.positions], self._specs),
+                                strict=True):
+                    out[p] = v
+            done = {p for g in groups if min(g.stack.shape[1:3]) >= 3 for p in g.positions}
+            rest = [p for p in rest if p not in done]
+        dets = self._detect([samples[p].analysis("image") for p in rest])
+        for k, p in enumerate(rest):
+            if dets is None:
+                out[p] = self.score(samples[p])
+                continue
+            out[p] = _guarded(lambda: t2i_agreement(dets[k], specs[p]))  # noqa: B023
         return out
 
     def _spec(self, sample: Sample) -> dict | None:
@@ -173,31 +205,14 @@ class ShapesDetectorScorer:
 
 
 def t2i_agreement(det: Detection, spec: dict) -> float:
-    """`score_t2i_detection(det, spec).score` alone: the same slots, pairing, assignment and relation check in
-    the same order, so the same float, without the diagnostics curation does not keep (reason strings, counters,
-    one dict per object: two thirds of its cost). tests/unit/test_curation_scorers.py holds them equal."""
-    from scipy.optimize import linear_sum_assignment
-
+    """`score_t2i_detection(det, spec).score` alone (`agreement.agreement` on the detection's objects): the
+    same float without the diagnostics curation does not keep (reason strings, counters, one dict per object).
+    tests/unit/test_curation_scorers.py holds them equal."""
     from unipic.data.shapes.t2i import T2ISpec
-    from unipic.data.shapes.world import relations
 
-    t2i = T2ISpec.model_validate(spec)
-    slots = [(i, r.shape, r.color) for i, r in enumerate(t2i.objects) for _ in range(r.count)]
     objs = det.objects
-    n_req, n_det = len(slots), len(objs)
-    pair = np.array([[(1.0 if o.shape == shape else 0.0) if color is None
-                      else 0.5 * (o.shape == shape) + 0.5 * (o.color == color) for o in objs]
-                     for _, shape, color in slots], dtype=np.float64).reshape(n_req, n_det)
-    rows, cols = linear_sum_assignment(-pair) if n_req and n_det else (np.array([], int), np.array([], int))
-    got = pair[rows, cols]
-    object_score = 2.0 * float(got.sum()) / (n_req + n_det) if (n_req + n_det) else 1.0
-    exact = n_req == n_det and bool(np.all(got == 1.0)) and len(rows) == n_req
-    if t2i.relation is None:
-        return 1.0 if exact else float(object_score)
-    assigned = {slots[a][0]: objs[b] for a, b in zip(rows, cols, strict=True) if pair[a, b] == 1.0}
-    subj, ref = assigned.get(t2i.relation.subject), assigned.get(t2i.relation.reference)
-    relation_ok = bool(subj and ref and t2i.relation.relation in relations(subj.bbox, ref.bbox))
-    return 1.0 if exact and relation_ok else float(0.5 * object_score + 0.5 * float(relation_ok))
+    return agreement(T2ISpec.model_validate(spec), [o.shape for o in objs], [o.color for o in objs],
+                     [o.bbox for o in objs])
 
 
 def _guarded(fn: Callable[[], float]) -> float | None:

@@ -46,15 +46,27 @@ def image_signals_batch(views: list[np.ndarray]) -> list[dict[str, float]]:
     sums = np.empty((len(views), len(_SUMS)), dtype=np.int64)
     shapes = np.empty((len(views), 2), dtype=np.int64)
     for i, v in enumerate(views):
-        px = _integer_rgb(analysis_view(v) if max(v.shape[:2]) > ANALYSIS_SIDE else v)
-        sums[i] = _signal_sums(px)
-        shapes[i] = px.shape[:2]
-    return _signals_from_sums(sums, shapes)
+        sums[i], shapes[i] = view_sums(v)
+    return signals_from_sums(sums, shapes)
+
+
+def view_sums(view: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The integer sums of one view (any mode, reduced first when above the analysis scale), and its size."""
+    px = _integer_rgb(analysis_view(view) if max(view.shape[:2]) > ANALYSIS_SIDE else view)
+    return _signal_sums(px), px.shape[:2]
+
+
+def stack_sums(stack: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`view_sums` of the (H, W, 3) uint8 views `stack[rows]` (at most the analysis scale), in one call."""
+    out = np.empty((len(rows), len(_SUMS)), dtype=np.int64)
+    _stack_signal_sums(stack, rows, out)
+    return out
 
 
 # Integer sums `_signal_sums` gathers per image. Luma is kept as L = 1000 x luma = 299 R + 587 G + 114 B and
 # yellow-blue as 2 x yb = R + G - 2 B, so every sum is an exact integer (no float rounding, any order).
 _SUMS = ("luma", "clipped", "rg", "rg_sq", "yb2", "yb2_sq", "lap", "lap_sq")
+SUM_COUNT = len(_SUMS)
 
 
 def _integer_rgb(px: np.ndarray) -> np.ndarray:
@@ -94,13 +106,19 @@ def _signal_sums(px: np.ndarray) -> np.ndarray:
     return np.array([s_luma, n_clip, s_rg, s_rg2, s_yb, s_yb2, s_lap, s_lap2], dtype=np.int64)
 
 
+@numba.njit(cache=True, nogil=True)
+def _stack_signal_sums(stack: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    for i in range(rows.shape[0]):
+        out[i] = _signal_sums(stack[rows[i]])
+
+
 def _variance(total: np.ndarray, total_sq: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Population variance from integer sums: (n * sum_sq - sum^2) / n^2, exact numerator where it fits."""
     n_f = np.maximum(n, 1).astype(np.float64)
     return np.maximum(total_sq.astype(np.float64) - total.astype(np.float64) * (total / n_f), 0.0) / n_f
 
 
-def _signals_from_sums(sums: np.ndarray, shapes: np.ndarray) -> list[dict[str, float]]:
+def signals_from_sums(sums: np.ndarray, shapes: np.ndarray) -> list[dict[str, float]]:
     s = {k: sums[:, j] for j, k in enumerate(_SUMS)}
     n = shapes[:, 0] * shapes[:, 1]
     n_lap = np.maximum(shapes[:, 0] - 2, 0) * np.maximum(shapes[:, 1] - 2, 0)

@@ -1,14 +1,16 @@
 """The ShapesWorld detector over a stack of same-size images: the per-image detector's steps, fused.
 
 `ShapesDetector.detect` (the reference: numpy + scipy, one image) makes ~50 array passes and a Python loop
-over every component, which dominates on small canvases. Here two compiled kernels (numba, cached on disk)
-do the pixel work: `_segment`, one call per image (read in place), takes the border median, assigns each pixel
-its nearest reference colour (the same squared distances, ties to the lower index) while labelling 8-connected
-same-colour components by union-find row by row (numbered in raster order of their first pixel, as
-`ndimage.label` numbers them), sums the background's squared error in integers, then measures each component
-(area, box, interior after a 3x3 erosion, whether that interior is exactly its palette colour) in one pass;
-`_template_overlaps` counts each surviving component's overlap with the renderer's templates for the whole
-batch. Only the real objects (a few per image) reach Python.
+over every component, which dominates on small canvases. Here two compiled kernels (numba, cached on disk) do
+the pixel work: `_segment` (run on every image of a stack in one `_segment_stack` call) takes the border
+median, assigns each pixel its nearest reference colour (the same squared distances, ties to the lower index)
+while labelling 8-connected same-colour components by union-find row by row (numbered in raster order of their
+first pixel, as `ndimage.label` numbers them), sums the background's squared error in integers, then measures
+each component (area, box, interior after a 3x3 erosion, whether that interior is exactly its palette colour)
+in one pass; `_template_overlaps` counts each surviving component's overlap with the renderer's templates for
+the whole batch. Only the real objects (a few per image) reach Python. `segment_stack` stops there: the
+objects of a batch stack as one table (`StackedObjects`, what curation's agreement reads, one call per batch
+for all images); `detect_stacked` turns that table into `Detection`s.
 
 Every number comes from the same integers as in `detect` or from exact integer sums where those give the same
 float (`_background_rms`); the few values that need `detect`'s float32 reductions (noisy objects, very noisy
@@ -18,6 +20,9 @@ are identical on clean, box-reduced, noisy and blotched images of every task.
 
 from __future__ import annotations
 
+import sys
+import threading
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numba
@@ -35,8 +40,9 @@ from unipic.data.shapes.detect import (
 )
 from unipic.data.shapes.world import SHAPES
 
-# Columns of `_segment`'s component table.
+# Columns of `_segment`'s component table (`StackedObjects.table` adds the best shape's index, `SHAPE_COL`).
 _IMG, _COLOR, _CID, _AREA, _Y0, _X0, _Y1, _X1, _CLEAN = range(9)
+SHAPE_COL = 9
 _BG_NAMES = tuple(BACKGROUNDS)
 _BG_TABLE = np.array([BACKGROUNDS[n] for n in _BG_NAMES], dtype=np.float32)
 _PALETTE_I = np.rint(_PALETTE).astype(np.int64)
@@ -310,46 +316,101 @@ def _shape_matches(comp: np.ndarray, table: np.ndarray) -> tuple[list[int], list
     return best.tolist(), iou[np.arange(len(best)), best].tolist()
 
 
-def detect_stacked(imgs: np.ndarray | list[np.ndarray], min_area: int) -> list[Detection]:
-    """Detections for same-size (H, W, 3) uint8 images (a stack or a list: views are read in place, not
-    copied into a stack); `min_area` is the detector's speck limit here."""
-    n = len(imgs)
-    h, w = imgs[0].shape[:2]
-    canvas = min(h, w)
-    labels = np.empty((n, h, w), np.int8)
-    comp = np.empty((n, h, w), np.int32)
-    matched = np.empty((h, w), np.bool_)
+@numba.njit(cache=True, nogil=True)
+def _segment_stack(stack: np.ndarray, rows: np.ndarray, palette: np.ndarray, min_area: int, bgs: np.ndarray,
+                   labels: np.ndarray, comp: np.ndarray, matched: np.ndarray, parent: np.ndarray, remap: np.ndarray,
+                   table: np.ndarray, n_bg: np.ndarray, quarter: np.ndarray) -> int:
+    """`_segment` of every image `stack[rows[i]]` (as image i), in one call; returns the table's row count."""
+    m = 0
+    for i in range(rows.shape[0]):
+        m, bg_count, bg_error = _segment(stack[rows[i]], palette, min_area, i, bgs[i], labels[i], comp[i],
+                                         matched, parent, remap, table, m)
+        n_bg[i] = bg_count
+        quarter[i] = bg_error
+    return m
+
+
+@dataclass
+class StackedObjects:
+    """The objects of `stack[rows]` as arrays, in `detect`'s order (image, then box top, then left, then
+    colour and component): one row per object, image `i`'s objects at `starts[i]:starts[i + 1]`. `table` has
+    the `_segment` columns plus the best shape's index in `SHAPES`; the rest is what a full `Detection` needs
+    (`labels` and `comp` are scratch arrays, reused by the next call in the thread once released)."""
+
+    table: np.ndarray
+    ious: np.ndarray
+    starts: np.ndarray
+    order: np.ndarray  # per object row, its rank in `detect`'s pre-sort order (colour, component)
+    bgs: np.ndarray
+    n_bg: np.ndarray
+    quarter: np.ndarray
+    labels: np.ndarray
+    comp: np.ndarray
+
+
+_SCRATCH = threading.local()
+# `sys.getrefcount` of a buffer no one else holds, inside `scratch_array`: the cache, the local name, the argument.
+_FREE_REFS = 3
+
+
+def scratch_array(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """An uninitialised array reused from the last call with this name in this thread (a fresh megabyte-sized
+    array per batch costs more in page faults than the kernel that fills it), unless something still holds
+    the last one: then a new one."""
+    bufs = _SCRATCH.__dict__.setdefault("bufs", {})
+    size = int(np.prod(shape))
+    buf = bufs.get(name)
+    if buf is None or buf.dtype != dtype or buf.size < size or sys.getrefcount(buf) > _FREE_REFS:
+        buf = bufs[name] = np.empty(max(size, 1), dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+def segment_stack(stack: np.ndarray, rows: np.ndarray, min_area: int) -> StackedObjects:
+    """The objects of the same-size (H, W, 3) uint8 images `stack[rows]`: two compiled calls for the batch
+    (segmentation, template overlaps), no Python object per image."""
+    n = len(rows)
+    h, w = stack.shape[1:3]
+    labels = scratch_array("labels", (n, h, w), np.int8)
+    comp = scratch_array("comp", (n, h, w), np.int32)
     parent = np.empty(h * w + 1, np.int64)
     remap = np.zeros(h * w + 1, np.int32)
-    table = np.empty((n * (h * w // min_area + 1), 9), np.int64)
+    table = scratch_array("table", (n * (h * w // min_area + 1), 9), np.int64)
     bgs = np.empty((n, 3), np.float32)
     n_bg = np.empty(n, np.int64)
     quarter = np.empty(n, np.int64)
-    m = 0
-    for i, img in enumerate(imgs):
-        m, n_bg[i], quarter[i] = _segment(np.ascontiguousarray(img), _PALETTE_I, min_area, i, bgs[i], labels[i],
-                                          comp[i], matched, parent, remap, table, m)
+    m = _segment_stack(np.ascontiguousarray(stack), np.asarray(rows, dtype=np.int64), _PALETTE_I, min_area, bgs,
+                       labels, comp, np.empty((h, w), np.bool_), parent, remap, table, n_bg, quarter)
     table = table[:m]
     shapes, ious = _shape_matches(comp, table)
     # `detect` appends objects by colour, then component, and sorts them (stably) by box top, then left.
-    table = np.column_stack([table, shapes]) if len(table) else np.zeros((0, 10), np.int64)
+    table = np.column_stack([table, shapes]) if m else np.zeros((0, 10), np.int64)
     found = np.lexsort((table[:, _CID], table[:, _COLOR], table[:, _IMG]))
-    table, ious = table[found], [ious[j] for j in found.tolist()]
-    rank = np.arange(len(table))
+    table, ious = table[found], np.asarray(ious, dtype=np.float64)[found] if m else np.zeros(0)
+    rank = np.arange(m)
     final = np.lexsort((rank, table[:, _X0], table[:, _Y0], table[:, _IMG]))
-    rows = table.tolist()
-    per_image: list[list[int]] = [[] for _ in range(n)]
-    for j in final.tolist():
-        per_image[rows[j][_IMG]].append(j)
-    names, bg_list = _background_names(bgs), bgs.tolist()
-    bg_rms = _background_rms(imgs, labels, bgs, n_bg, quarter)
+    starts = np.searchsorted(table[final, _IMG], np.arange(n + 1))
+    return StackedObjects(table[final], ious[final], starts, rank[final], bgs, n_bg, quarter, labels, comp)
+
+
+def detect_stacked(imgs: np.ndarray | list[np.ndarray], min_area: int) -> list[Detection]:
+    """Detections for same-size (H, W, 3) uint8 images (a stack, or a list: stacked here); `min_area` is the
+    detector's speck limit here."""
+    stack = imgs if isinstance(imgs, np.ndarray) else np.stack(imgs)
+    n = len(stack)
+    h, w = stack.shape[1:3]
+    canvas = min(h, w)
+    seg = segment_stack(stack, np.arange(n), min_area)
+    rows, ious, starts = seg.table.tolist(), seg.ious.tolist(), seg.starts.tolist()
+    names, bg_list = _background_names(seg.bgs), seg.bgs.tolist()
+    bg_rms = _background_rms(stack, seg.labels, seg.bgs, seg.n_bg, seg.quarter)
     out = []
     for i in range(n):
-        objects = [_object(rows[j], ious[j], canvas) for j in per_image[i]]
-        in_order = [rows[j] for j in sorted(per_image[i])] if objects else []
+        mine = range(starts[i], starts[i + 1])
+        objects = [_object(rows[j], ious[j], canvas) for j in mine]
+        in_order = [rows[j] for j in sorted(mine, key=seg.order.__getitem__)]
         out.append(Detection(
             size=(h, w), background=names[i], background_rgb=tuple(bg_list[i]), objects=objects,
-            background_rms=bg_rms[i], object_rms=_object_rms(imgs[i], comp[i], in_order),
+            background_rms=bg_rms[i], object_rms=_object_rms(stack[i], seg.comp[i], in_order),
         ))
     return out
 
@@ -359,7 +420,13 @@ def _object(row: list[int], iou: float, canvas: int) -> DetectedObject:
     x0, y0, x1, y1, area = row[_X0], row[_Y0], row[_X1], row[_Y1], row[_AREA]
     bw, bh = x1 - x0, y1 - y0
     return DetectedObject(
-        shape=SHAPES[row[-1]], color=_COLOR_NAMES[row[_COLOR] - 1], size=_size_class(max(bw, bh), canvas),
+        shape=SHAPES[row[SHAPE_COL]], color=_COLOR_NAMES[row[_COLOR] - 1], size=_size_class(max(bw, bh), canvas),
         bbox=(x0, y0, x1, y1), center=((x0 + x1) / 2.0, (y0 + y1) / 2.0), area=area,
         fill_ratio=float(area) / float(bw * bh), match=iou,
     )
+
+
+def object_boxes(rows: np.ndarray | list[list[int]]) -> list[tuple[int, int, int, int]]:
+    """The boxes (x0, y0, x1, y1) of object-table rows, as `DetectedObject.bbox` holds them."""
+    rows = rows.tolist() if isinstance(rows, np.ndarray) else rows
+    return [(r[_X0], r[_Y0], r[_X1], r[_Y1]) for r in rows]
