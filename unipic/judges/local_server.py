@@ -433,6 +433,9 @@ def main(argv: list[str] | None = None) -> None:
                            faults=Faults(garbage_rate=args.garbage_rate, error_rate=args.error_rate,
                                          timeout_rate=args.timeout_rate), api_key=key)
     log.info("serving on %s; Ctrl-C to stop", srv.base_url)
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a parent that ignores SIGINT passes that on
     try:
         srv._server.serve_forever()
     except KeyboardInterrupt:
