@@ -446,10 +446,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-    # As a standalone process, exit without interpreter teardown: in a full CI run it once waited > 60 s after
-    # SIGINT (cause not found; request threads are daemons and may sit in nogil compiled kernels).
-    import logging
-    import os
-
-    logging.shutdown()
-    os._exit(0)
