@@ -201,3 +201,23 @@ def test_official_layouts_are_readable_by_the_authors_readers(table, tmp_path):
     assert layout[0][0] == items[0].meta["geneval"]
     gedit_files = list((tmp_path / "shapes_gedit" / "official" / "fullset").rglob("*.png"))
     assert len(gedit_files) == 2 * len(make_benchmark("shapes_gedit", cfg.evaluation, cfg.shapes).items())
+
+
+def test_image_guidance_reaches_edit_calls_only(table, tmp_path):
+    class Recording(OraclePipeline):
+        def __init__(self, *a):
+            super().__init__(*a)
+            self.kwargs = []
+
+        def __call__(self, prompt, image=None, **kw):
+            self.kwargs.append((image is not None, kw.get("image_guidance_scale")))
+            return super().__call__(prompt, image=image, **kw)
+
+    off = Recording(table)
+    evaluate(_cfg().evaluation, _cfg().shapes, tmp_path / "off", pipeline=off)
+    assert {g for _, g in off.kwargs} == {None}
+    on = Recording(table)
+    c = _cfg(**{"evaluation.generation.image_guidance_scale": 1.5})
+    r = evaluate(c.evaluation, c.shapes, tmp_path / "on", pipeline=on)
+    assert {(edit, g) for edit, g in on.kwargs} == {(False, None), (True, 1.5)}
+    assert r["benchmarks"]["shapes_gedit"]["headline"] > 0

@@ -61,6 +61,10 @@ class GenerationConfig(Section):
     seed: int = Field(default=42, description="GenEval's diffusers_generate.py default")
     num_inference_steps: int = Field(default=20, ge=1)
     guidance_scale: float = Field(default=4.0, ge=0)
+    image_guidance_scale: float = Field(
+        default=1.0, ge=0,
+        description="edit items only: InstructPix2Pix-style guidance towards the source image (1 = off)",
+    )
     height: int | None = Field(default=None, description="None: the benchmark's / model's default size")
     width: int | None = None
     batch_size: int = Field(default=16, ge=1, description="prompts per pipeline call")

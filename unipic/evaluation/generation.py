@@ -84,7 +84,7 @@ def _save(image: Image.Image, path: Path) -> None:
 
 def generate(pipeline: Any, items: Sequence[EvalItem], out: str | Path, *, images_per_prompt: int, seed: int,
              num_inference_steps: int, guidance_scale: float, batch_size: int, height: int | None = None,
-             width: int | None = None) -> GenerationStats:
+             width: int | None = None, image_guidance_scale: float = 1.0) -> GenerationStats:
     import torch
 
     out = Path(out)
@@ -117,6 +117,8 @@ def generate(pipeline: Any, items: Sequence[EvalItem], out: str | Path, *, image
             )
             if kind == "edit":
                 kwargs["image"] = [it.source for it, _ in chunk]
+                if image_guidance_scale != 1.0:  # only pipelines that edit take it
+                    kwargs["image_guidance_scale"] = image_guidance_scale
             elif height and width:
                 kwargs["height"], kwargs["width"] = height, width
             images = pipeline(**kwargs).images
