@@ -219,3 +219,32 @@ def test_task_weights_reject_unknown_tasks_and_negative_weights(tmp_path):
         load_config("ci", ["pretrain.task_weights={recolor: -1}"])
     with pytest.raises(ConfigError, match=r"metaquery\.train\.task_weights\.add"):
         load_config("ci", ["metaquery.train.task_weights={add: -2}"])
+
+
+def test_edit_batch_size_sets_the_edit_batches_only_and_resumes(tmp_path):
+    root = make_dataset(tmp_path / "ds")
+    a, _ = build_joint_batches(root, batch_size=4, edit_ratio=0.5, seed=0, edit_batch_size=2)
+    got = take(a, 6)
+    assert [len(b) for b in got] == [4, 2, 4, 2, 4, 2]
+    state = json.loads(json.dumps(a.state_dict()))
+    rest = take(a, 6)
+    b, _ = build_joint_batches(root, batch_size=4, edit_ratio=0.5, seed=0, edit_batch_size=2)
+    b.load_state_dict(state)
+    assert [x.ids for x in take(b, 6)] == [x.ids for x in rest]
+
+
+def test_memory_estimate_follows_the_larger_batch_kind():
+    from types import SimpleNamespace
+
+    from unipic.config import load_config
+    from unipic.models.factory import build_transformer
+    from unipic.training.memory import estimate_pretrain_bytes
+
+    cfg = load_config("ci", [])
+    model = build_transformer(cfg.model.transformer)
+    pipe = SimpleNamespace(default_image_size=cfg.shapes.image_size, vae_scale_factor=2)
+    est = lambda **kw: estimate_pretrain_bytes(model, cfg.pretrain.model_copy(update=kw), pipe)  # noqa: E731
+    b = cfg.pretrain.batch_size
+    assert est(edit_ratio=0.5, edit_phases=[], edit_batch_size=b // 2) < est(edit_ratio=0.5, edit_phases=[])
+    assert est(edit_ratio=0.0, edit_phases=[], edit_batch_size=b // 2) == est(edit_ratio=0.0, edit_phases=[])
+    assert est(edit_ratio=0.5, edit_phases=[], edit_batch_size=4 * b) > est(edit_ratio=0.5, edit_phases=[])

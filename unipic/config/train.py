@@ -120,6 +120,11 @@ class PretrainConfig(TrainerConfig):
         description="a curriculum that replaces edit_ratio: e.g. [{until: 0.6, edit_ratio: 0.1}, "
                     "{until: 1.0, edit_ratio: 0.8}] draws first, then edits (the last phase must end at 1.0)",
     )
+    edit_batch_size: int | None = Field(
+        default=None, ge=1,
+        description="samples per edit batch; None = batch_size. An edit sample carries the reference's tokens too, "
+                    "so batch_size / 2 costs about what a T2I batch does",
+    )
     task_weights: TaskWeights = Field(default_factory=dict, description=TASK_WEIGHTS_HELP)
     caption_dropout: float = Field(default=0.1, ge=0, lt=1, description="share of empty prompts, for CFG")
     timesteps: TimestepConfig = Field(default_factory=TimestepConfig)

@@ -296,7 +296,7 @@ class JointBatches:
 def build_joint_batches(root: Path, *, batch_size: int, edit_ratio: EditRatio, seed: int, split: str = "train",
                         rank: int = 0, world_size: int = 1,
                         cache_loaders: dict[str, Callable[[str], dict[str, dict[str, torch.Tensor]]]] | None = None,
-                        task_weights: Mapping[str, float] | None = None,
+                        task_weights: Mapping[str, float] | None = None, edit_batch_size: int | None = None,
                         ) -> tuple[JointBatches, DatasetInfo]:
     index = DatasetIndex(root, split)
     if task_weights and "task" in index.df.columns:
@@ -312,5 +312,6 @@ def build_joint_batches(root: Path, *, batch_size: int, edit_ratio: EditRatio, s
             streams[kind] = None
             continue
         loader = (cache_loaders or {}).get(kind)
-        streams[kind] = KindStream(root, rows, kind, batch_size, seed, rank, world_size, loader, task_weights)
+        size = edit_batch_size if kind == "edit" and edit_batch_size else batch_size
+        streams[kind] = KindStream(root, rows, kind, size, seed, rank, world_size, loader, task_weights)
     return JointBatches(streams["t2i"], streams["edit"], edit_ratio), index.info()

@@ -39,11 +39,15 @@ def estimate_pretrain_bytes(model: nn.Module, cfg: PretrainConfig, pipe: Any, wo
     clip_len = getattr(getattr(pipe, "tokenizer", None), "model_max_length", 77) or 77
     text_tokens = min(int(clip_len), 4096) + int(getattr(pipe, "max_sequence_length", 256))
     zero = world_size if cfg.deepspeed.enabled and cfg.deepspeed.zero_stage >= 2 else 1
-    est = estimate_training_memory(
-        tcfg, batch_size=cfg.batch_size, latent_size=latent, text_tokens=text_tokens,
-        with_reference=cfg.trains_edits, dtype="float32", gradient_checkpointing=cfg.gradient_checkpointing,
+    kinds = [(cfg.batch_size, False)]
+    if cfg.trains_edits:
+        kinds.append((cfg.edit_batch_size or cfg.batch_size, True))
+    # The peak is that of the larger batch kind: T2I and edit batches are never in memory together.
+    est = max((estimate_training_memory(
+        tcfg, batch_size=batch, latent_size=latent, text_tokens=text_tokens,
+        with_reference=ref, dtype="float32", gradient_checkpointing=cfg.gradient_checkpointing,
         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad), zero_shards=zero,
-    )
+    ) for batch, ref in kinds), key=lambda e: e.activations_bytes)
     # Under bf16 autocast the saved activations are a mix of bf16 matmul outputs and fp32 norm/residual
     # tensors; measured peaks (benchmarks/results/pretrain_memory.md) match the fp32 figure better than half.
     est_acts = est.activations_bytes

@@ -68,6 +68,7 @@ class PretrainTrainer(Trainer):
         data, self.dataset_info = build_joint_batches(
             self.dataset_dir, batch_size=cfg.batch_size, edit_ratio=cfg.edit_schedule(), seed=cfg.seed, split=cfg.split,
             rank=ctx.rank, world_size=ctx.world_size, cache_loaders=loaders, task_weights=cfg.task_weights,
+            edit_batch_size=cfg.edit_batch_size,
         )
         self._empty: tuple[torch.Tensor, torch.Tensor] | None = None
         self._sample_edits: list[tuple[Any, str, Any]] | None = None
