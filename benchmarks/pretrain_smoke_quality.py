@@ -40,14 +40,42 @@ def probe_view(eval_dir: Path) -> dict[str, float]:
             "recolor_right_colour_right_place": mean([r["exact_instruction"] for r in rec])}
 
 
+def train_split_eval(cfg, work: Path, model: str, n: int, image_guidance: float) -> dict:
+    """The recipes protocol: training compositions, n prompts per cell at the benchmark's seed plus 2n at a second
+    seed, pooled (3n per cell) so that recipes a few points apart can be told apart."""
+    from unipic.evaluation import evaluate
+    from unipic.evaluation.gate import flat_metrics
+
+    out: dict = {"split": "train", "protocol": f"evaluation.split=train, n={n} at seed 1234 + n={2 * n} at seed 4321, "
+                 f"1 image per prompt, 20 Euler steps, CFG 4, image guidance {image_guidance} on edits"}
+    pooled: dict[str, float] = {}
+    for seed, k in ((1234, n), (4321, 2 * n)):
+        ecfg = cfg.evaluation.model_copy(update={
+            "split": "train", "seed": seed, "n_per_task": k,
+            "generation": cfg.evaluation.generation.model_copy(update={"image_guidance_scale": image_guidance})})
+        d = work / f"eval_trained_trainsplit_{seed}"
+        out[f"metrics_n{k}"] = flat_metrics(evaluate(ecfg, cfg.shapes, d, model=model,
+                                                     benchmarks=["shapes_geneval", "shapes_gedit"]))
+        view = probe_view(d)
+        out[f"probe_view_n{k}"] = view
+        for key, v in view.items():
+            pooled[key] = pooled.get(key, 0.0) + (v if key.endswith("_n") else v * k / (3 * n))
+    out[f"probe_view_n{3 * n}"] = pooled
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=None, help="default: the smoke preset's pretrain.steps")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=None, help="default: the smoke preset's pretrain.batch_size")
     ap.add_argument("--edit-ratio", type=float, default=None,
                     help="a constant edit ratio instead of the smoke preset's (its edit_phases curriculum)")
     ap.add_argument("--train-split-eval", action="store_true",
-                    help="also evaluate the trained model on training compositions (evaluation.split=train)")
+                    help="also evaluate the trained model on training compositions (evaluation.split=train), "
+                         "n-per-task at seed 1234 plus twice that at seed 4321, pooled")
+    ap.add_argument("--image-guidance", type=float, default=1.0,
+                    help="image guidance on edits in the train-split evaluation (evaluation.generation."
+                         "image_guidance_scale)")
     ap.add_argument("--n-t2i", type=int, default=8000)
     ap.add_argument("--n-edit", type=int, default=4000)
     ap.add_argument("--n-per-task", type=int, default=8)
@@ -74,10 +102,11 @@ def main() -> None:
     before = flat_metrics(evaluate(cfg.evaluation, cfg.shapes, work / "eval_base", model=str(base), benchmarks=benches))
     eval_s = time.time() - t0
     steps = args.steps or cfg.pretrain.steps
+    batch = args.batch or cfg.pretrain.batch_size
     override = {} if args.edit_ratio is None else {"edit_ratio": args.edit_ratio, "edit_phases": []}
     pcfg = cfg.pretrain.model_copy(update={
         "dataset": str(data), "base_model": str(base), "output": str(work / "model"), "steps": steps,
-        "batch_size": args.batch, **override, "warmup_steps": min(cfg.pretrain.warmup_steps, steps // 5),
+        "batch_size": batch, **override, "warmup_steps": min(cfg.pretrain.warmup_steps, steps // 5),
         "checkpoint_every": max(1, steps // 3), "sample_every": max(1, steps // 3)})
     t0 = time.time()
     res = run_pretrain(pcfg, work / "run")
@@ -85,12 +114,8 @@ def main() -> None:
     after = flat_metrics(evaluate(cfg.evaluation, cfg.shapes, work / "eval_trained", model=res.model,
                                   benchmarks=benches))
     if args.train_split_eval:
-        ecfg = cfg.evaluation.model_copy(update={"split": "train"})
-        trainsplit = flat_metrics(evaluate(ecfg, cfg.shapes, work / "eval_trained_trainsplit", model=res.model,
-                                           benchmarks=benches))
         (RESULTS / "pretrain_smoke_quality_trainsplit.json").write_text(json.dumps(
-            {"split": "train", "metrics": trainsplit,
-             "probe_view": probe_view(work / "eval_trained_trainsplit")}, indent=1))
+            train_split_eval(cfg, work, res.model, args.n_per_task, args.image_guidance), indent=1))
     keys = sorted(k for k in set(before) | set(after) if k.startswith(("shapes_geneval", "shapes_gedit")))
     rows = [{"metric": k, "untrained": before.get(k), "trained": after.get(k)} for k in keys]
     grids = res.train.sample_grids
@@ -100,13 +125,14 @@ def main() -> None:
         shutil.copy(res.train.curve_png, RESULTS / "pretrain_smoke_loss.png")
     t = res.train
     edits = pcfg.edit_schedule()
-    payload = {"steps": t.last_step, "batch": args.batch, "edit_schedule": edits, "lr_schedule": pcfg.schedule,
+    payload = {"steps": t.last_step, "batch": batch, "edit_batch_size": pcfg.edit_batch_size or batch, "ema_decay": pcfg.ema_decay,
+               "edit_schedule": edits, "lr_schedule": pcfg.schedule,
                "task_weights": pcfg.task_weights, "train_s": train_s,
                "eval_s_untrained": eval_s, "final_loss": t.losses.get(t.last_step), "first_loss": t.losses.get(1),
                "metrics_untrained": before, "metrics_trained": after,
                "probe_view_heldout": probe_view(work / "eval_trained"), "work_dir": str(work),
                "environment": environment()}
-    notes = [f"{t.last_step} steps at batch {args.batch} (edit ratio {edits} as (end step, ratio) phases, "
+    notes = [f"{t.last_step} steps at batch {batch} (edit ratio {edits} as (end step, ratio) phases, "
              f"{pcfg.schedule} lr, task weights "
              f"{pcfg.task_weights or 'uniform'}) in {train_s / 60:.1f} min "
              f"wall; loss {t.losses.get(1):.3f} -> {t.losses.get(t.last_step):.3f}",
