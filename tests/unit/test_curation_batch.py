@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from unipic.config import load_config
@@ -168,3 +169,62 @@ def test_batches_end_at_the_size_or_the_encoded_byte_budget(monkeypatch) -> None
     sizes = [[len(s.image or b"") for s in b] for b in pipeline._batches(rows, 3)]
     assert sizes == [[10, 10, 90], [5, 5, 5], [200], [1]]
     assert [len(b) for b in pipeline._batches(rows, 64)] == [3, 4, 1]
+
+
+def _stacks_to_hash(rng: np.random.Generator, h: int, w: int) -> list[np.ndarray]:
+    """Noise, flat scenes with a blotch, and black/white speckle (extreme sums): the hash input's hard cases."""
+    noise = rng.integers(0, 256, (6, h, w, 3), dtype=np.uint8)
+    flat = np.repeat(rng.integers(0, 256, (6, 1, 1, 3), dtype=np.uint8), h, 1).repeat(w, 2)
+    flat[:, h // 4:h // 2, w // 3:w // 2] = rng.integers(0, 256, 3)
+    speckle = (rng.integers(0, 2, (6, h, w, 1)) * 255).repeat(3, 3).astype(np.uint8)
+    return [noise, flat, speckle]
+
+
+@pytest.mark.parametrize(("h", "w"), [(64, 64), (128, 128), (96, 96), (32, 32), (64, 128), (128, 64),
+                                      (48, 80), (77, 77), (160, 160), (256, 256)])
+def test_stacked_hash_resize_is_pillows_bilinear_resize_bit_for_bit(h: int, w: int) -> None:
+    """The stack path of the pHash resize (the whole-row kernel where the scale is an integer factor, else
+    `_resample`) must equal Pillow on every row asked for, in any order; 64 and 128 px (the analysis views of
+    64, 256 and 512 px renders) must take the whole-row kernel."""
+    from unipic.data.curation.dedup import _uniform_spans, stack_hash_inputs
+
+    rng = np.random.default_rng(h * 1000 + w)
+    for stack in _stacks_to_hash(rng, h, w):
+        rows = rng.permutation(len(stack))[:5]
+        got = stack_hash_inputs(stack, rows, 32)
+        assert got is not None
+        want = np.stack([np.asarray(Image.fromarray(stack[r]).resize((32, 32), Image.Resampling.BILINEAR),
+                                    np.float32) for r in rows])
+        assert np.array_equal(got, want)
+    if (h, w) in ((64, 64), (128, 128)):
+        assert _uniform_spans(h, w, 32) == ((1, 31), (1, 31))
+
+
+def test_the_whole_row_resize_is_used_only_where_no_clip_is_needed() -> None:
+    """`uniform_span` skips Pillow's clip, so it must refuse taps whose sum could pass 255 (or negative taps)."""
+    from unipic.data.curation.dedup import _bilinear_coeffs
+    from unipic.data.curation.resize import _NO_CLIP_SUM, uniform_span
+
+    taps, bounds = _bilinear_coeffs(64, 32)
+    assert uniform_span(taps, bounds, 64) == (1, 31)
+    assert (2**21 + 255 * _NO_CLIP_SUM) >> 22 == 255 and (2**21 + 255 * (_NO_CLIP_SUM + 1)) >> 22 == 256
+    heavy = taps.copy()
+    heavy[5, 0] += _NO_CLIP_SUM - int(taps[5].sum()) + 1
+    assert uniform_span(heavy, bounds, 64) is None
+    negative = taps.copy()
+    negative[5, 0] = -1
+    assert uniform_span(negative, bounds, 64) is None
+    assert uniform_span(*_bilinear_coeffs(77, 32), 77) is None  # not an integer factor
+
+
+@pytest.mark.parametrize(("h", "w"), [(64, 64), (128, 128), (128, 77), (48, 80), (3, 3), (2, 2), (1, 5)])
+def test_stacked_signal_sums_equal_the_per_image_sums(h: int, w: int) -> None:
+    """The stack kernel's int32 fast path gives the per-image int64 sums exactly, extremes included."""
+    from unipic.data.curation.signals import _signal_sums, stack_sums
+
+    rng = np.random.default_rng(h * 7 + w)
+    stack = rng.integers(0, 256, (8, h, w, 3), dtype=np.uint8)
+    stack[1], stack[2] = 0, 255
+    stack[3] = (rng.integers(0, 2, (h, w, 1)) * 255).repeat(3, 2)
+    rows = np.array([3, 1, 2, 0, 7, 5])
+    assert np.array_equal(stack_sums(stack, rows), np.stack([_signal_sums(stack[r]) for r in rows]))

@@ -205,6 +205,26 @@ def test_hamming_index_keeps_exactly_what_a_brute_force_search_keeps(n_bits: int
     assert bits_to_int(np.array([1, 0, 1], dtype=bool)) == 0b101
 
 
+@pytest.mark.parametrize(("n_bits", "radius"), [(192, 10), (64, 0), (200, 1), (384, 2), (130, 0), (7, 3)])
+def test_hamming_keys_are_the_packed_bits_and_folded_bands(n_bits: int, radius: int) -> None:
+    """The compiled packing gives the words (first bit most significant, zero padded) and band keys (64-bit
+    chunks, rotate-left-by-one then xor) as their numpy definitions do, bands wider than 64 bits included."""
+    idx = HammingIndex(n_bits, radius)
+    bits = np.random.default_rng(n_bits).random((40, n_bits)) < np.linspace(0, 1, 40)[:, None]
+    padded = np.zeros((len(bits), idx._n_words * 64), dtype=bool)
+    padded[:, :n_bits] = bits
+    words = np.packbits(padded, axis=1).view(">u8").astype(np.uint64)
+    bands = np.zeros((len(bits), len(idx._edges) - 1), dtype=np.uint64)
+    for b, (lo, hi) in enumerate(zip(idx._edges[:-1], idx._edges[1:], strict=True)):
+        for start in range(lo, hi, 64):
+            chunk = bits[:, start:min(start + 64, hi)].astype(np.uint64)
+            value = (chunk << np.arange(chunk.shape[1] - 1, -1, -1, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+            bands[:, b] = ((bands[:, b] << np.uint64(1)) | (bands[:, b] >> np.uint64(63))) ^ value
+    got_words, got_bands = idx._pack(bits)
+    assert np.array_equal(got_words, words) and np.array_equal(got_bands, bands)
+    assert got_bands.any() and (n_bits > 64 * (radius + 1)) == (max(np.diff(idx._edges)) > 64)
+
+
 def test_near_dup_removes_reencoded_copies_but_keeps_distinct_scenes() -> None:
     f = NearDupFilter(CurationConfig(scorer={"kind": "none"}, dedup={"max_hamming": 10}))
     red = scene("red")

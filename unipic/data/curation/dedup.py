@@ -20,6 +20,7 @@ from PIL import Image
 from unipic.config.curation import CurationConfig
 from unipic.data.curation.base import Filter
 from unipic.data.curation.hamming import HammingIndex
+from unipic.data.curation.resize import resample_stack_uniform, uniform_span
 from unipic.data.curation.sample import Sample
 from unipic.data.curation.signals import analysis_view
 from unipic.data.curation.stacks import gather
@@ -69,19 +70,33 @@ def phash_bits_batch(views: list[np.ndarray], size: int = 8, channels: str = "rg
 
 def stack_phash_bits(stack: np.ndarray, rows: np.ndarray, size: int = 8, channels: str = "rgb") -> np.ndarray:
     """(N, bits) `phash_bits` of the (H, W, 3) uint8 views `stack[rows]` (at most the analysis scale): one
-    compiled resize call for the stack where Pillow's resampler is reproduced for its shape, then the same
-    batched DCT as `phash_bits_batch`."""
-    side = size * 4
-    h, w = stack.shape[1:3]
-    order = _pass_order(h, w, side)
-    if order is None:
+    compiled resize call for the stack (`stack_hash_inputs`), then the same batched DCT as `phash_bits_batch`."""
+    smalls = stack_hash_inputs(stack, rows, size * 4)
+    if smalls is None:
         return _stack_bits(np.stack([_hash_input(stack[r], size, channels) for r in rows.tolist()]), size)
-    smalls = scratch_array("phash_smalls", (len(rows), side, side, 3), np.float32)
-    _resample_stack(np.ascontiguousarray(stack), np.asarray(rows, dtype=np.int64), *_bilinear_coeffs(w, side),
-                    *_bilinear_coeffs(h, side), order, smalls)
     if channels == "luma":
         smalls = np.stack([(small @ _LUMA)[..., None] for small in smalls])
     return _stack_bits(smalls, size)
+
+
+def stack_hash_inputs(stack: np.ndarray, rows: np.ndarray, side: int) -> np.ndarray | None:
+    """(N, side, side, 3) float32: `bilinear_resize` of each view `stack[rows]`, in one compiled call, where
+    Pillow's resampler is reproduced for the stack's shape (None elsewhere). Where the scale is an integer
+    factor and Pillow runs its horizontal pass first (square views), the whole-row kernel of `resize`, else
+    `_resample` per image. The array is a reused scratch buffer: valid until the next call."""
+    h, w = stack.shape[1:3]
+    order = _pass_order(h, w, side)
+    if order is None:
+        return None
+    smalls = scratch_array("phash_smalls", (len(rows), side, side, 3), np.float32)
+    stack, rows = np.ascontiguousarray(stack), np.asarray(rows, dtype=np.int64)
+    spans = _uniform_spans(h, w, side)
+    if order and spans is not None:
+        resample_stack_uniform(stack, rows, *_bilinear_coeffs(w, side), *_bilinear_coeffs(h, side), *spans,
+                               smalls.reshape(len(rows), side, side * 3))
+    else:
+        _resample_stack(stack, rows, *_bilinear_coeffs(w, side), *_bilinear_coeffs(h, side), order, smalls)
+    return smalls
 
 
 @numba.njit(cache=True, nogil=True)
@@ -121,6 +136,14 @@ def _resize_rgb(view: np.ndarray, side: int, horizontal_first: bool) -> np.ndarr
     _resample(np.ascontiguousarray(view), *_bilinear_coeffs(w, side), *_bilinear_coeffs(h, side),
               horizontal_first, out)
     return out
+
+
+@lru_cache(maxsize=256)
+def _uniform_spans(h: int, w: int, side: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The outputs along x and along y that share their taps (`resize.uniform_span`), when both axes have some."""
+    span_x = uniform_span(*_bilinear_coeffs(w, side), w)
+    span_y = uniform_span(*_bilinear_coeffs(h, side), h)
+    return None if span_x is None or span_y is None else (span_x, span_y)
 
 
 @lru_cache(maxsize=256)
@@ -314,15 +337,26 @@ class NearDupFilter(Filter):
             assert s.pixels is not None, "near-dup runs after decode"
         bits = self._hash_batch(samples, "image")
         pairs = [i for i, s in enumerate(samples) if s.is_edit and s.target_pixels is not None]
-        for i, tb in zip(pairs, self._hash_batch([samples[i] for i in pairs], "target"), strict=True):
-            bits[i] = np.concatenate([bits[i], tb])
+        if pairs:
+            bits = list(bits)
+            for i, tb in zip(pairs, self._hash_batch([samples[i] for i in pairs], "target"), strict=True):
+                bits[i] = np.concatenate([bits[i], tb])
         return self._verdicts(samples, bits)
 
-    def _hash_batch(self, samples: list[Sample], which: str) -> list[np.ndarray]:
-        """`_hash` of each sample's `which` view: batch stacks in one resize call each, the rest per image."""
+    def _hash_batch(self, samples: list[Sample], which: str) -> list[np.ndarray] | np.ndarray:
+        """`_hash` of each sample's `which` view: batch stacks in one resize call each, the rest per image. One
+        (N, bits) array where the whole batch is one stack (the usual case), else a list of hashes."""
         cfg = self.cfg.dedup
-        out: list[np.ndarray] = [np.zeros(0, bool)] * len(samples)
         groups, other = gather(samples, which)
+        if len(groups) == 1 and not other:
+            g = groups[0]
+            hashed = stack_phash_bits(g.stack, g.rows, cfg.phash_size, cfg.channels)
+            if g.positions == list(range(len(samples))):
+                return hashed
+            ordered = np.empty_like(hashed)
+            ordered[g.positions] = hashed
+            return ordered
+        out: list[np.ndarray] = [np.zeros(0, bool)] * len(samples)
         for g in groups:
             for p, b in zip(g.positions, stack_phash_bits(g.stack, g.rows, cfg.phash_size, cfg.channels),
                             strict=True):
@@ -332,30 +366,39 @@ class NearDupFilter(Filter):
             out[p] = b
         return out
 
-    def _verdicts(self, samples: list[Sample], bits: list[np.ndarray]) -> list[str | None]:
+    def _verdicts(self, samples: list[Sample], bits: list[np.ndarray] | np.ndarray) -> list[str | None]:
         """Record each hash; a duplicate when a kept sample of the same kind is within the radius (earlier
-        samples of the batch included, as one at a time)."""
+        samples of the batch included, as one at a time). `bits`: one hash per sample, or an (N, bits) array."""
         for s, h in zip(samples, hex_hashes(bits), strict=True):
             s.hashes["phash"] = h
         out: list[str | None] = [None] * len(samples)
         if not self.cfg.dedup.near:
             return out
         groups: dict[tuple[str, int], list[int]] = {}
-        for i, (s, b) in enumerate(zip(samples, bits, strict=True)):
-            groups.setdefault((s.kind, len(b)), []).append(i)
+        kinds = {s.kind for s in samples}
+        if isinstance(bits, np.ndarray) and len(kinds) == 1:
+            groups[(kinds.pop(), bits.shape[1])] = list(range(len(samples)))
+        else:
+            for i, (s, b) in enumerate(zip(samples, bits, strict=True)):
+                groups.setdefault((s.kind, len(b)), []).append(i)
         for (kind, n_bits), idx in groups.items():
             index = self._index.get((kind, n_bits))
             if index is None:
                 index = self._index[(kind, n_bits)] = HammingIndex(n_bits, self.cfg.dedup.max_hamming)
-            for i, kept in zip(idx, index.add_unless_near(np.stack([bits[i] for i in idx])).tolist(),
-                               strict=True):
+            rows = bits if len(idx) == len(bits) else np.stack([bits[i] for i in idx])
+            for i, kept in zip(idx, index.add_unless_near(rows).tolist(), strict=True):
                 out[i] = None if kept else "duplicate"
         return out
 
 
-def hex_hashes(bits: list[np.ndarray]) -> list[str]:
-    """Each hash as hex digits, first bit most significant (`bits_to_int`, zero padded to whole digits)."""
-    if bits and len({len(b) for b in bits}) == 1 and len(bits[0]) % 8 == 0:
+def hex_hashes(bits: list[np.ndarray] | np.ndarray) -> list[str]:
+    """Each hash as hex digits, first bit most significant (`bits_to_int`, zero padded to whole digits).
+    `bits`: hashes, or an (N, bits) array of them."""
+    if isinstance(bits, np.ndarray) and bits.ndim == 2 and bits.shape[1] % 8 == 0:
+        raw = np.packbits(bits, axis=1)
+        data, width = raw.tobytes(), raw.shape[1]
+        return [data[i * width:(i + 1) * width].hex() for i in range(len(bits))]
+    if len(bits) and len({len(b) for b in bits}) == 1 and len(bits[0]) % 8 == 0:
         raw = np.packbits(np.stack(bits), axis=1)
         data, width = raw.tobytes(), raw.shape[1]
         return [data[i * width:(i + 1) * width].hex() for i in range(len(bits))]

@@ -116,25 +116,46 @@ class HammingIndex:
         if self.n + len(bits) > len(self._words):
             self._alloc(max(2 * len(self._words), self.n + len(bits)))
         kept = np.empty(len(bits), dtype=np.bool_)
+        words, bands = self._pack(bits)
         self.n = _add_unless_near(self._words, self._bands, self.n, self._keys, self._heads, self._chain,
-                                  self._seen, self._stamp, self._words_of(bits), self._bands_of(bits), self.radius,
-                                  kept)
+                                  self._seen, self._stamp, words, bands, self.radius, kept)
         self._stamp += len(bits)
         return kept
 
     def _words_of(self, bits: np.ndarray) -> np.ndarray:
         """Bits packed into 64-bit words, first bit most significant, zero padded (same padding for all)."""
-        padded = np.zeros((len(bits), self._n_words * 64), dtype=bool)
-        padded[:, :self.n_bits] = bits
-        return np.packbits(padded, axis=1).view(">u8").astype(np.uint64)
+        return self._pack(bits)[0]
 
     def _bands_of(self, bits: np.ndarray) -> np.ndarray:
         """(N, bands) uint64 keys: each band's bits, folded by rotate-and-xor where a band passes 64 bits."""
-        out = np.zeros((len(bits), len(self._edges) - 1), dtype=np.uint64)
-        for b, (lo, hi) in enumerate(zip(self._edges[:-1], self._edges[1:], strict=True)):
-            for start in range(lo, hi, 64):
-                chunk = bits[:, start:min(start + 64, hi)].astype(np.uint64)
-                value = (chunk << np.arange(chunk.shape[1] - 1, -1, -1, dtype=np.uint64)).sum(axis=1,
-                                                                                              dtype=np.uint64)
-                out[:, b] = ((out[:, b] << np.uint64(1)) | (out[:, b] >> np.uint64(63))) ^ value
-        return out
+        return self._pack(bits)[1]
+
+    def _pack(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_words_of` and `_bands_of` in one compiled pass over the bits."""
+        words = np.empty((len(bits), self._n_words), dtype=np.uint64)
+        bands = np.empty((len(bits), len(self._edges) - 1), dtype=np.uint64)
+        _pack_bits(np.ascontiguousarray(bits, dtype=np.bool_), np.asarray(self._edges, dtype=np.int64), words, bands)
+        return words, bands
+
+
+@numba.njit(cache=True, nogil=True)
+def _pack_bits(bits: np.ndarray, edges: np.ndarray, words: np.ndarray, bands: np.ndarray) -> None:
+    """Per hash: its bits as 64-bit words, first bit most significant, zero padded; and per band [edges[b],
+    edges[b + 1]) the band's bits in 64-bit chunks (first bit most significant), each chunk xor-ed into the
+    running key after rotating it left by one."""
+    n_bits = bits.shape[1]
+    one = np.uint64(1)
+    for q in range(bits.shape[0]):
+        for k in range(words.shape[1]):
+            v = np.uint64(0)
+            for i in range(64 * k, 64 * k + 64):
+                v = (v << one) | np.uint64(1 if i < n_bits and bits[q, i] else 0)
+            words[q, k] = v
+        for b in range(edges.shape[0] - 1):
+            key = np.uint64(0)
+            for start in range(edges[b], edges[b + 1], 64):
+                value = np.uint64(0)
+                for i in range(start, min(start + 64, edges[b + 1])):
+                    value = (value << one) | np.uint64(1 if bits[q, i] else 0)
+                key = ((key << one) | (key >> np.uint64(63))) ^ value
+            bands[q, b] = key
