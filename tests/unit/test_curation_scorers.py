@@ -223,3 +223,29 @@ def test_detector_scores_stacked_batches_exactly_as_one_sample_at_a_time() -> No
     batch = scorer.score_batch(samples[::-1])
     assert batch == [scorer.score(s) for s in samples[::-1]]
     assert sum(v == 1.0 for v in batch) >= 40
+
+
+def test_spec_cache_keeps_every_spec_of_a_reused_caption(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caption reused by different specs (ShapesWorld: two objects under `two_object` and `color_attr`)
+    validates each spec once, even when they alternate, and each lookup returns its own spec's parse."""
+    from unipic.data.curation import agreement
+
+    calls: list[dict] = []
+    real = agreement.parse_spec
+
+    def counting(spec: dict) -> agreement.ParsedSpec:
+        calls.append(spec)
+        return real(spec)
+
+    monkeypatch.setattr(agreement, "parse_spec", counting)
+    objects = [{"shape": "triangle", "color": "green", "count": 1}, {"shape": "square", "color": "red", "count": 1}]
+    a = {"task": "two_object", "caption": "a green triangle and a red square", "objects": objects, "relation": None}
+    b = {**a, "task": "color_attr"}
+    cache = agreement.SpecCache()
+    for _ in range(5):
+        assert cache.get(a).spec.task == "two_object"
+        assert cache.get(b).spec.task == "color_attr"
+    assert len(calls) == 2
+    small = agreement.SpecCache(max_entries=1)
+    small.get(a), small.get(b), small.get(a)
+    assert len(calls) == 5  # past max_entries the cache starts over

@@ -68,23 +68,37 @@ def parse_spec(spec: dict) -> ParsedSpec:
 
 
 class SpecCache:
-    """`parse_spec` once per distinct spec: keyed by caption, a hit only when the stored spec is equal."""
+    """`parse_spec` once per distinct spec: keyed by caption, a hit only when a stored spec is equal. A caption
+    keeps up to `per_caption` specs: ShapesWorld reuses a caption for specs that differ (the same two objects
+    under `two_object` and `color_attr`), and one entry per caption re-validated those on every alternation."""
 
-    def __init__(self, max_entries: int = 4096) -> None:
+    def __init__(self, max_entries: int = 4096, per_caption: int = 8) -> None:
         self.max_entries = max_entries
-        self._by_caption: dict[str, tuple[dict, ParsedSpec]] = {}
+        self.per_caption = per_caption
+        self._by_caption: dict[str, list[tuple[dict, ParsedSpec]]] = {}
+        self._n = 0
 
     def get(self, spec: dict) -> ParsedSpec:
         caption = spec.get("caption")
         if not isinstance(caption, str):
             return parse_spec(spec)
-        hit = self._by_caption.get(caption)
-        if hit is not None and hit[0] == spec:
-            return hit[1]
+        hits = self._by_caption.get(caption)
+        if hits is not None:
+            for stored, parsed in hits:
+                if stored == spec:
+                    return parsed
         parsed = parse_spec(spec)
-        if len(self._by_caption) >= self.max_entries:
+        if self._n >= self.max_entries:
             self._by_caption.clear()
-        self._by_caption[caption] = (copy.deepcopy(spec), parsed)
+            self._n = 0
+            hits = None
+        if hits is None:
+            hits = self._by_caption[caption] = []
+        if len(hits) >= self.per_caption:
+            hits.pop(0)
+            self._n -= 1
+        hits.append((copy.deepcopy(spec), parsed))
+        self._n += 1
         return parsed
 
 
@@ -100,6 +114,7 @@ def batch_agreements(objs: StackedObjects, specs: list[dict], cache: SpecCache) 
     perfect, hist = _perfect(objs, parsed)
     out: list[float | None] = [None] * n
     starts = objs.starts.tolist()
+    table: list[list[int]] | None = None  # the object rows as lists, made once where a relation is read
     for i, p in enumerate(parsed):
         if p is None:
             continue
@@ -108,7 +123,9 @@ def batch_agreements(objs: StackedObjects, specs: list[dict], cache: SpecCache) 
             continue
         a, b = starts[i], starts[i + 1]
         if perfect[i] and _unique(p.subject, hist[i]) and _unique(p.reference, hist[i]):
-            out[i] = _relation_score(p, objs, a, b)
+            if table is None:
+                table = objs.table.tolist()
+            out[i] = _relation_score(p, table[a:b])
             continue
         try:
             shapes = [SHAPES[k] for k in objs.table[a:b, SHAPE_COL].tolist()]
@@ -151,19 +168,20 @@ def _unique(key: tuple[int, int] | None, hist: np.ndarray) -> bool:
     return int(hist[s * _N_COLORS + c]) == 1
 
 
-def _find(objs: StackedObjects, a: int, b: int, key: tuple[int, int]) -> tuple[int, int, int, int]:
+def _find(rows: list[list[int]], key: tuple[int, int]) -> tuple[int, int, int, int]:
     s, c = key
-    for row in objs.table[a:b].tolist():
+    for row in rows:
         if row[SHAPE_COL] == s and (c == _ANY_COLOR or row[1] - 1 == c):
             return object_boxes([row])[0]
     raise AssertionError("a unique object was counted but not found")
 
 
-def _relation_score(p: ParsedSpec, objs: StackedObjects, a: int, b: int) -> float:
-    """`agreement` when every slot is fully matched and the relation's two slots each have one candidate."""
+def _relation_score(p: ParsedSpec, rows: list[list[int]]) -> float:
+    """`agreement` when every slot is fully matched and the relation's two slots each have one candidate
+    (`rows`: the image's object-table rows)."""
     rel = p.spec.relation
     assert rel is not None and p.subject is not None and p.reference is not None
-    ok = rel.relation in relations(_find(objs, a, b, p.subject), _find(objs, a, b, p.reference))
+    ok = rel.relation in relations(_find(rows, p.subject), _find(rows, p.reference))
     object_score = 2.0 * float(p.n_req) / (p.n_req + p.n_req)
     return 1.0 if ok else float(0.5 * object_score + 0.5 * float(ok))
 
