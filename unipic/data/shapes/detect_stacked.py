@@ -300,20 +300,61 @@ def _object_rms(img: np.ndarray, comp: np.ndarray, rows: list[list[int]]) -> flo
     return float(np.sqrt(np.mean(errs)))
 
 
-def _shape_matches(comp: np.ndarray, table: np.ndarray) -> tuple[list[int], list[float]]:
+class _TemplatePool:
+    """Every box size's templates (`_templates`) copied once into one growing buffer, so a batch's objects point
+    into it (offsets) instead of concatenating their templates per batch (a few hundred kB of copies)."""
+
+    def __init__(self) -> None:
+        self.buf = np.empty(1 << 16, np.uint8)
+        self.used = 0
+        self.areas = np.empty((64, len(SHAPES)), np.int64)
+        self._at: dict[tuple[int, int], tuple[int, int]] = {}  # (width, height) -> (offset in buf, row of areas)
+
+    def lookup(self, widths: list[int], heights: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Per box, the offset of its templates in `buf` and its row of `areas` (adding new sizes)."""
+        offsets = np.empty(len(widths), np.int64)
+        rows = np.empty(len(widths), np.int64)
+        at = self._at
+        for j, key in enumerate(zip(widths, heights, strict=True)):
+            hit = at.get(key)
+            if hit is None:
+                hit = at[key] = self._add(*key)
+            offsets[j], rows[j] = hit
+        return offsets, rows
+
+    def _add(self, width: int, height: int) -> tuple[int, int]:
+        flat, areas = _templates(width, height)
+        if self.used + len(flat) > len(self.buf):
+            grown = np.empty(max(2 * len(self.buf), self.used + len(flat)), np.uint8)
+            grown[:self.used] = self.buf[:self.used]
+            self.buf = grown
+        if len(self._at) >= len(self.areas):
+            self.areas = np.concatenate([self.areas, np.empty_like(self.areas)])
+        offset, row = self.used, len(self._at)
+        self.buf[offset:offset + len(flat)] = flat
+        self.areas[row] = areas
+        self.used += len(flat)
+        return offset, row
+
+
+def _template_pool() -> _TemplatePool:
+    pool = _SCRATCH.__dict__.get("templates")
+    if pool is None:
+        pool = _SCRATCH.__dict__["templates"] = _TemplatePool()
+    return pool
+
+
+def _shape_matches(comp: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per object, `_best_shape`: the template with the highest IoU (first on ties) and that IoU."""
     if not len(table):
-        return [], []
-    boxes = list(zip((table[:, _X1] - table[:, _X0]).tolist(), (table[:, _Y1] - table[:, _Y0]).tolist(),
-                     strict=True))
-    parts = [_templates(bw, bh) for bw, bh in boxes]
-    sizes = np.array([len(p[0]) for p in parts], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    inter = _template_overlaps(comp, table, np.concatenate([p[0] for p in parts]), offsets, len(SHAPES))
-    areas = np.stack([p[1] for p in parts])
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    pool = _template_pool()
+    offsets, rows = pool.lookup((table[:, _X1] - table[:, _X0]).tolist(), (table[:, _Y1] - table[:, _Y0]).tolist())
+    inter = _template_overlaps(comp, table, pool.buf, offsets, len(SHAPES))
+    areas = pool.areas[rows]
     iou = inter / (table[:, _AREA, None] + areas - inter).astype(np.float64)
     best = np.argmax(iou, axis=1)
-    return best.tolist(), iou[np.arange(len(best)), best].tolist()
+    return best, iou[np.arange(len(best)), best]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -385,7 +426,7 @@ def segment_stack(stack: np.ndarray, rows: np.ndarray, min_area: int) -> Stacked
     # `detect` appends objects by colour, then component, and sorts them (stably) by box top, then left.
     table = np.column_stack([table, shapes]) if m else np.zeros((0, 10), np.int64)
     found = np.lexsort((table[:, _CID], table[:, _COLOR], table[:, _IMG]))
-    table, ious = table[found], np.asarray(ious, dtype=np.float64)[found] if m else np.zeros(0)
+    table, ious = table[found], ious[found]
     rank = np.arange(m)
     final = np.lexsort((rank, table[:, _X0], table[:, _Y0], table[:, _IMG]))
     starts = np.searchsorted(table[final, _IMG], np.arange(n + 1))
