@@ -95,13 +95,21 @@ class Curator:
         for batch in _batches(samples, self.cfg.batch_size):
             reasons: list[str | None] = [None] * len(batch)
             alive = list(range(len(batch)))
+            current = list(batch)  # the survivors, rebuilt only after a filter rejected some
             for f in self.filters:
                 if not alive:
                     break
-                got = f.process_batch([batch[i] for i in alive])
+                got = f.process_batch(current)
+                if got.count(None) == len(got):
+                    continue
+                keep: list[int] = []
                 for i, reason in zip(alive, got, strict=True):
-                    reasons[i] = reason
-                alive = [i for i, reason in zip(alive, got, strict=True) if reason is None]
+                    if reason is None:
+                        keep.append(i)
+                    else:
+                        reasons[i] = reason
+                alive = keep
+                current = [batch[i] for i in alive]
             for sample, reason in zip(batch, reasons, strict=True):
                 if self._settle(sample, reason, on_reject):
                     yield sample

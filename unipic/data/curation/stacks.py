@@ -74,12 +74,13 @@ def stack_batch(samples: list[Sample], which: str, pool: StackPool | None = None
         stack = (pool or StackPool()).take(len(group), group[0].views[which].shape)
         np.stack([s.views[which] for s in group], out=stack)
         for row, s in enumerate(group):
+            view = stack[row]
             if s.views[which] is (s.pixels if which == "image" else s.target_pixels):
                 if which == "image":
-                    s.pixels = stack[row]
+                    s.pixels = view
                 else:
-                    s.target_pixels = stack[row]
-            s.views[which] = stack[row]
+                    s.target_pixels = view
+            s.views[which] = view
             s.slots[which] = (stack, row)
 
 
