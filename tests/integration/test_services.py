@@ -145,18 +145,3 @@ def test_second_state_dir_on_same_ports_explains_the_conflict(seaweed, tmp_path)
     with pytest.raises(ServiceError, match="already answers on .* but is not recorded in"):
         seaweedfs.up(seaweed.store, other)
     assert seaweedfs.status(seaweed.store, seaweed.services).s3_ok
-
-
-def test_master_volume_count_reads_the_topology(own_configs, tmp_path):
-    store, services = own_configs
-    assert seaweedfs.master_volume_count(services.master_port) is None  # nothing answers yet
-    assert seaweedfs.volumes_on_disk(tmp_path / "absent") == 0
-    seaweedfs.up(store, services)
-    try:
-        ObjectStore(store).write_bytes(f"s3://{store.buckets.runs}/v/x.txt", b"x")
-        data = Path(seaweedfs.status(store, services).state_dir)
-        on_disk = seaweedfs.volumes_on_disk(data)
-        assert on_disk >= 1
-        assert seaweedfs.master_volume_count(services.master_port) == on_disk
-    finally:
-        seaweedfs.down(store, services)

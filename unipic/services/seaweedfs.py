@@ -224,24 +224,6 @@ def _s3_answers(store: StoreConfig, timeout: float = 1.0) -> bool:
         return False
 
 
-VOLUME_GRACE_S = 20.0  # how long a started store waits for its volumes to be announced before going on
-
-
-def volumes_on_disk(data_dir: Path) -> int:
-    return sum(1 for _ in Path(data_dir).rglob("*.dat")) if Path(data_dir).is_dir() else 0
-
-
-def master_volume_count(master_port: int, timeout: float = 1.0) -> int | None:
-    """Volumes the master knows from the volume servers' heartbeats (None: the master does not answer)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{master_port}/dir/status", timeout=timeout) as resp:
-            topo = json.load(resp).get("Topology") or {}
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    return sum(int(node.get("Volumes") or 0) for dc in topo.get("DataCenters") or []
-               for rack in dc.get("Racks") or [] for node in rack.get("DataNodes") or [])
-
-
 def _probe_store(store: StoreConfig) -> StoreConfig:
     return store.model_copy(update={"timeout_s": 5.0, "retries": 0})
 
@@ -320,7 +302,6 @@ def up(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
         )
 
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    volumes = volumes_on_disk(paths.data_dir)
     paths.glog_dir.mkdir(parents=True, exist_ok=True)
     for sock in paths.sockets.values():
         sock.unlink(missing_ok=True)
@@ -338,7 +319,7 @@ def up(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
     log.info("starting SeaweedFS (PID %d) on %s; log %s", proc.pid, store.endpoint, paths.log_file)
 
     try:
-        buckets = _wait_healthy(proc, store, services, paths, volumes)
+        buckets = _wait_healthy(proc, store, services, paths)
     except BaseException:
         process.terminate(proc.pid, timeout=5.0)
         paths.pid_file.unlink(missing_ok=True)
@@ -357,27 +338,14 @@ def _ensure_buckets(store: StoreConfig) -> list[str]:
 
 
 def _wait_healthy(proc: subprocess.Popen, store: StoreConfig, services: ServicesConfig,
-                  paths: SeaweedPaths, volumes: int = 0) -> list[str]:
-    """Healthy = S3 answers, the buckets exist and the master knows every volume already on disk: after a
-    restart the S3 gateway answers before the volume server's first heartbeat, and reading an object kept from
-    before fails with InternalError until then (seen on a loaded CI machine)."""
+                  paths: SeaweedPaths) -> list[str]:
     deadline = time.monotonic() + services.startup_timeout_s
     last = "S3 port not answering yet"
-    answered_at = 0.0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ServiceError(f"SeaweedFS exited with code {proc.returncode} during startup; last log lines "
                                f"({paths.log_file}):\n{_log_tail(paths)}")
         if _s3_answers(store):
-            known = master_volume_count(services.master_port) if volumes else volumes
-            answered_at = answered_at or time.monotonic()
-            if (known is None or known < volumes) and time.monotonic() - answered_at < VOLUME_GRACE_S:
-                last = f"the master knows {known or 0} of the {volumes} volume(s) on disk"
-                time.sleep(0.2)
-                continue
-            if known is None or known < volumes:
-                log.warning("SeaweedFS: after %.0f s the master knows %s of the %d volume(s) on disk; objects on "
-                            "the others may read as InternalError for a while", VOLUME_GRACE_S, known, volumes)
             try:
                 return _ensure_buckets(store)
             except StorageError as exc:
