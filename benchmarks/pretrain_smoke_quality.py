@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--n-edit", type=int, default=4000)
     ap.add_argument("--n-per-task", type=int, default=8)
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override on top of the smoke preset, e.g. pretrain.schedule=wsd (repeatable)")
     args = ap.parse_args()
 
     from unipic.config import load_config
@@ -91,7 +93,7 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="smoke-quality-"))
     cfg = load_config("smoke", [f"evaluation.n_per_task={args.n_per_task}",
-                                "evaluation.generation.images_per_prompt=1"])
+                                "evaluation.generation.images_per_prompt=1", *args.overrides])
     data, base = work / "data", work / "base"
     if not (data / "manifest.json").exists():
         generate_dataset(cfg.shapes.model_copy(update={"n_t2i": args.n_t2i, "n_edit": args.n_edit}), str(data))
@@ -126,7 +128,7 @@ def main() -> None:
     t = res.train
     edits = pcfg.edit_schedule()
     payload = {"steps": t.last_step, "batch": batch, "edit_batch_size": pcfg.edit_batch_size or batch, "ema_decay": pcfg.ema_decay,
-               "edit_schedule": edits, "lr_schedule": pcfg.schedule,
+               "edit_schedule": edits, "lr_schedule": pcfg.schedule, "overrides": args.overrides,
                "task_weights": pcfg.task_weights, "train_s": train_s,
                "eval_s_untrained": eval_s, "final_loss": t.losses.get(t.last_step), "first_loss": t.losses.get(1),
                "metrics_untrained": before, "metrics_trained": after,

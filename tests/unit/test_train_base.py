@@ -117,6 +117,16 @@ def test_schedule_shapes():
     assert WarmupDecay(100, 0, "constant", 0.0)(50) == 1.0
 
 
+def test_wsd_holds_the_peak_then_decays_over_the_last_fraction():
+    f = WarmupDecay(total_steps=100, warmup_steps=10, schedule="wsd", min_lr_ratio=0.1, decay_fraction=0.2)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == f(50) == f(80) == 1.0
+    assert f(90) == pytest.approx(0.55) and f(100) == pytest.approx(0.1)
+    assert all(f(s) >= f(s + 1) for s in range(80, 100))
+    with pytest.raises(ValueError, match="decay_fraction"):
+        TrainerConfig(schedule="wsd", decay_fraction=0.0)
+
+
 def test_ema_tracks_slowly_and_memory_refusal(tmp_path):
     t = make(tmp_path, ema_decay=0.99, steps=3)
     t.train()

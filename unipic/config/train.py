@@ -37,8 +37,11 @@ class TrainerConfig(Section):
     eps: float = Field(default=1e-8, gt=0)
     weight_decay: float = Field(default=0.05, ge=0, description="AdamW weight decay (paper: 0.05)")
     warmup_steps: int = Field(default=0, ge=0)
-    schedule: Literal["cosine", "constant", "linear"] = "cosine"
-    min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="final lr as a fraction of lr (cosine/linear)")
+    schedule: Literal["cosine", "constant", "linear", "wsd"] = "cosine"
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="final lr as a fraction of lr (cosine/linear/wsd)")
+    decay_fraction: float = Field(
+        default=0.2, gt=0, le=1, description="wsd: the last fraction of the steps, decayed linearly to min_lr_ratio"
+    )
     grad_clip: float = Field(default=1.0, ge=0, description="max global grad norm; 0 disables clipping")
     precision: Literal["fp32", "bf16"] = Field(
         default="bf16", description="bf16 = torch.autocast(bfloat16) over fp32 weights (AMX on CPU)"

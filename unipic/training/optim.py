@@ -39,19 +39,31 @@ def build_optimizer(model: nn.Module, cfg: TrainerConfig) -> torch.optim.AdamW:
 
 
 class WarmupDecay:
-    """lr multiplier: linear warm-up from 1/warmup to 1, then cosine / linear / constant to min_lr_ratio."""
+    """lr multiplier: linear warm-up from 1/warmup to 1, then cosine / linear / constant to min_lr_ratio.
 
-    def __init__(self, total_steps: int, warmup_steps: int, schedule: str, min_lr_ratio: float):
+    `wsd` (warm-up, stable, decay) holds the peak and decays linearly over the last `decay_fraction` of the run:
+    a run that changes its data mix part-way (pretrain.edit_phases) keeps the full lr for the late phase and still
+    ends annealed, which a cosine over the whole run cannot do."""
+
+    def __init__(
+        self, total_steps: int, warmup_steps: int, schedule: str, min_lr_ratio: float, decay_fraction: float = 0.2
+    ):
         self.total_steps = total_steps
         self.warmup_steps = warmup_steps
         self.schedule = schedule
         self.min_lr_ratio = min_lr_ratio
+        self.decay_start = max(warmup_steps, total_steps - round(decay_fraction * total_steps))
 
     def __call__(self, step: int) -> float:
         if self.warmup_steps and step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
         if self.schedule == "constant":
             return 1.0
+        if self.schedule == "wsd":
+            if step < self.decay_start:
+                return 1.0
+            progress = min(1.0, (step - self.decay_start) / max(1, self.total_steps - self.decay_start))
+            return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * (1.0 - progress)
         span = max(1, self.total_steps - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         if self.schedule == "linear":
@@ -64,7 +76,7 @@ class WarmupDecay:
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainerConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """The multiplier is wrapped in a plain function on purpose: LambdaLR does not checkpoint functions,
     so after a resume the schedule follows the current config (e.g. more steps) from the restored step."""
-    shape = WarmupDecay(cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio)
+    shape = WarmupDecay(cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction)
 
     def multiplier(step: int) -> float:
         return shape(step)
