@@ -68,9 +68,22 @@ def test_data_persists_across_restart(own_configs):
     seaweedfs.up(store, services)
     uri = f"s3://{store.buckets.runs}/persist/x.txt"
     ObjectStore(store).write_bytes(uri, b"kept")
+    paths = seaweedfs.paths_for(services)
+    on_disk = seaweedfs.volume_ids_on_disk(paths.data_dir)
+    assert on_disk
     seaweedfs.down(store, services)
     seaweedfs.up(store, services)
+    # `up` returns only once the master knows the kept volumes: before, a read right after it could be InternalError
+    assert on_disk <= seaweedfs.master_volume_ids(services.master_port)
     assert ObjectStore(store).read_bytes(uri) == b"kept"
+
+
+def test_volume_ids_on_disk_reads_collection_and_plain_names(tmp_path):
+    for name in ("unipic-runs_1.dat", "7.dat", "my_bucket_12.dat", "1.idx", "notes.dat", "x_y.dat"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "9.dat").write_bytes(b"")
+    assert seaweedfs.volume_ids_on_disk(tmp_path) == {1, 7, 12}
 
 
 def test_port_taken_by_someone_else_is_a_clear_error(own_configs):

@@ -224,6 +224,26 @@ def _s3_answers(store: StoreConfig, timeout: float = 1.0) -> bool:
         return False
 
 
+VOLUME_GRACE_S = 20.0  # how long `up` waits for the volumes on disk to be announced before going on with a warning
+
+
+def volume_ids_on_disk(data_dir: Path) -> set[int]:
+    """Volume ids of the `[collection_]ID.dat` files weed keeps directly in its data dir."""
+    tails = (p.stem.rsplit("_", 1)[-1] for p in Path(data_dir).glob("*.dat"))
+    return {int(t) for t in tails if t.isdigit()}
+
+
+def master_volume_ids(master_port: int, timeout: float = 1.0) -> set[int] | None:
+    """Volume ids the master has from the volume servers' heartbeats; None while the master does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{master_port}/vol/status", timeout=timeout) as resp:
+            dcs = (json.load(resp).get("Volumes") or {}).get("DataCenters") or {}
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return {int(v["Id"]) for racks in dcs.values() for nodes in (racks or {}).values()
+            for vols in (nodes or {}).values() for v in vols or [] if "Id" in v}
+
+
 def _probe_store(store: StoreConfig) -> StoreConfig:
     return store.model_copy(update={"timeout_s": 5.0, "retries": 0})
 
@@ -302,6 +322,7 @@ def up(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
         )
 
     paths.data_dir.mkdir(parents=True, exist_ok=True)
+    volumes = volume_ids_on_disk(paths.data_dir)
     paths.glog_dir.mkdir(parents=True, exist_ok=True)
     for sock in paths.sockets.values():
         sock.unlink(missing_ok=True)
@@ -319,7 +340,7 @@ def up(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
     log.info("starting SeaweedFS (PID %d) on %s; log %s", proc.pid, store.endpoint, paths.log_file)
 
     try:
-        buckets = _wait_healthy(proc, store, services, paths)
+        buckets = _wait_healthy(proc, store, services, paths, volumes)
     except BaseException:
         process.terminate(proc.pid, timeout=5.0)
         paths.pid_file.unlink(missing_ok=True)
@@ -338,14 +359,24 @@ def _ensure_buckets(store: StoreConfig) -> list[str]:
 
 
 def _wait_healthy(proc: subprocess.Popen, store: StoreConfig, services: ServicesConfig,
-                  paths: SeaweedPaths) -> list[str]:
+                  paths: SeaweedPaths, volumes: set[int] = frozenset()) -> list[str]:
+    """Healthy = S3 answers with our credentials, the buckets exist, and the master knows every volume that was
+    on disk before the start. After a restart the S3 gateway answers before the volume server's first heartbeat;
+    until then an object kept from before reads as InternalError (seen for ~5 s on a loaded 2-core machine)."""
     deadline = time.monotonic() + services.startup_timeout_s
     last = "S3 port not answering yet"
+    answered_at = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ServiceError(f"SeaweedFS exited with code {proc.returncode} during startup; last log lines "
                                f"({paths.log_file}):\n{_log_tail(paths)}")
         if _s3_answers(store):
+            answered_at = answered_at or time.monotonic()
+            missing = _unannounced(volumes, services, waited=time.monotonic() - answered_at)
+            if missing:
+                last = f"the master does not know volume(s) {sorted(missing)} on disk yet"
+                time.sleep(0.2)
+                continue
             try:
                 return _ensure_buckets(store)
             except StorageError as exc:
@@ -353,6 +384,19 @@ def _wait_healthy(proc: subprocess.Popen, store: StoreConfig, services: Services
         time.sleep(0.2)
     raise ServiceError(f"SeaweedFS did not become healthy within {services.startup_timeout_s:.0f} s "
                        f"(services.startup_timeout_s); last problem: {last}; log tail:\n{_log_tail(paths)}")
+
+
+def _unannounced(volumes: set[int], services: ServicesConfig, waited: float) -> set[int]:
+    """Volumes still unknown to the master; empty once they are all known or after VOLUME_GRACE_S (then a
+    warning: the store serves, but objects on those volumes read as errors until they are announced)."""
+    if not volumes:
+        return set()
+    missing = volumes - (master_volume_ids(services.master_port) or set())
+    if missing and waited >= VOLUME_GRACE_S:
+        log.warning("SeaweedFS: after %.0f s the master still does not know volume(s) %s on disk; objects on them "
+                    "read as errors until they are announced", waited, sorted(missing))
+        return set()
+    return missing
 
 
 def down(store: StoreConfig, services: ServicesConfig) -> SeaweedStatus:
