@@ -46,8 +46,10 @@ def train_split_eval(cfg, work: Path, model: str, n: int, image_guidance: float)
     from unipic.evaluation import evaluate
     from unipic.evaluation.gate import flat_metrics
 
+    gen = cfg.evaluation.generation
     out: dict = {"split": "train", "protocol": f"evaluation.split=train, n={n} at seed 1234 + n={2 * n} at seed 4321, "
-                 f"1 image per prompt, 20 Euler steps, CFG 4, image guidance {image_guidance} on edits"}
+                 f"1 image per prompt, {gen.num_inference_steps} Euler steps, CFG {gen.guidance_scale}, "
+                 f"image guidance {image_guidance} on edits"}
     pooled: dict[str, float] = {}
     for seed, k in ((1234, n), (4321, 2 * n)):
         ecfg = cfg.evaluation.model_copy(update={
@@ -80,6 +82,10 @@ def main() -> None:
     ap.add_argument("--n-edit", type=int, default=4000)
     ap.add_argument("--n-per-task", type=int, default=8)
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--eval-only", type=Path, default=None, metavar="MODEL_DIR",
+                    help="skip training: evaluate this trained model with the train-split protocol under the given "
+                         "--set / --image-guidance (sampling settings) and write pretrain_smoke_quality_eval_TAG.json")
+    ap.add_argument("--tag", default="settings", help="name of the --eval-only result file")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override on top of the smoke preset, e.g. pretrain.schedule=wsd (repeatable)")
     args = ap.parse_args()
@@ -94,6 +100,13 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="smoke-quality-"))
     cfg = load_config("smoke", [f"evaluation.n_per_task={args.n_per_task}",
                                 "evaluation.generation.images_per_prompt=1", *args.overrides])
+    if args.eval_only is not None:
+        res = train_split_eval(cfg, work, str(args.eval_only), args.n_per_task, args.image_guidance)
+        res.update(model=str(args.eval_only), overrides=args.overrides, environment=environment())
+        out = RESULTS / f"pretrain_smoke_quality_eval_{args.tag}.json"
+        out.write_text(json.dumps(res, indent=1))
+        print(json.dumps(res[f"probe_view_n{3 * args.n_per_task}"], indent=1))
+        return
     data, base = work / "data", work / "base"
     if not (data / "manifest.json").exists():
         generate_dataset(cfg.shapes.model_copy(update={"n_t2i": args.n_t2i, "n_edit": args.n_edit}), str(data))
@@ -139,7 +152,7 @@ def main() -> None:
              f"{pcfg.task_weights or 'uniform'}) in {train_s / 60:.1f} min "
              f"wall; loss {t.losses.get(1):.3f} -> {t.losses.get(t.last_step):.3f}",
              f"{args.n_per_task} prompts per task / edit category, 1 image each, held-out compositions, "
-             "20 Euler steps, CFG 4 (evaluation preset)",
+             f"{cfg.evaluation.generation.num_inference_steps} Euler steps, CFG {cfg.evaluation.generation.guidance_scale}",
              "sample grid: pretrain_smoke_samples.png; loss curve: pretrain_smoke_loss.png"]
     out = write_results("pretrain_smoke_quality", payload, rows, notes)
     print(out.read_text())
