@@ -94,7 +94,7 @@ def measure(kind: str, work: Path, preset: str, batch: int, steps: int, warmup: 
     return {
         "kind": kind,
         "batch_size": batch,
-        "precision": trainer.cfg.precision,
+        "precision": trainer.precision,
         "step_s_median": statistics.median(times["t2i"] + times["edit"]),
         "t2i_step_s_median": statistics.median(times["t2i"]) if times["t2i"] else None,
         "edit_step_s_median": statistics.median(times["edit"]) if times["edit"] else None,

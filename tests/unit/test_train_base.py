@@ -127,6 +127,15 @@ def test_wsd_holds_the_peak_then_decays_over_the_last_fraction():
         TrainerConfig(schedule="wsd", decay_fraction=0.0)
 
 
+@pytest.mark.parametrize("native,dtype", [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_precision_autocasts_only_where_bf16_is_native(tmp_path, monkeypatch, native, dtype):
+    monkeypatch.setattr("unipic.training.precision.native_bf16", lambda device: native)
+    trainer = make(tmp_path, precision="auto")
+    with trainer.autocast():
+        out = trainer.model(torch.randn(2, 8))
+    assert trainer.precision == ("bf16" if native else "fp32") and out.dtype == dtype
+
+
 def test_ema_tracks_slowly_and_memory_refusal(tmp_path):
     t = make(tmp_path, ema_decay=0.99, steps=3)
     t.train()

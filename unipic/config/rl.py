@@ -69,7 +69,7 @@ class RLStageConfig(TrainerConfig):
     betas: tuple[float, float] = Field(default=(0.9, 0.999), description="paper §4.1")
     weight_decay: float = Field(default=1e-4, ge=0, description="Flow-GRPO: 1e-4")
     schedule: Literal["cosine", "constant", "linear"] = "constant"
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
     ema_decay: float = Field(default=0.0, ge=0, lt=1, description="0 = off; Flow-GRPO: 0.9 every 8 steps")
     ema_every: int = Field(default=8, ge=1)
     log_every: int = Field(default=1, ge=1)

@@ -35,6 +35,7 @@ from unipic.training.ema import EMA
 from unipic.training.metrics import MetricsLog, Spans, image_grid, peak_rss_gb, plot_curves, rss_gb
 from unipic.training.optim import build_lr_scheduler, build_optimizer
 from unipic.training.parallel import ParallelContext, all_reduce_mean, build_engine, init_parallel
+from unipic.training.precision import resolve_precision
 
 log = get_logger(__name__)
 
@@ -115,6 +116,8 @@ class Trainer:
         self.engine = build_engine(model, optimizer, scheduler, cfg, self.ctx)
         self.model = self.engine.module
         self.forward_model = self.engine.forward_module
+        self.precision = resolve_precision(cfg.precision, self.device, f"{self.section}.precision")
+        log.info("%s: precision %s (asked: %s)", self.section, self.precision, cfg.precision)
         with self.engine.gathered():
             self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
         self.checkpoints = CheckpointManager(self.work_dir / "checkpoints", cfg.keep_last, self.ctx,
@@ -152,7 +155,7 @@ class Trainer:
     # ----- building blocks for subclasses ---------------------------------------------------------
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.cfg.precision == "bf16":
+        if self.precision == "bf16":
             device = "cuda" if next(self.model.parameters()).is_cuda else "cpu"
             return torch.autocast(device, dtype=torch.bfloat16)
         return contextlib.nullcontext()
