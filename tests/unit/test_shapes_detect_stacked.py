@@ -103,3 +103,20 @@ def test_segment_stack_reads_any_rows_of_a_stack_as_detect_reads_each_image() ->
                        object_boxes(mine), seg.ious[seg.starts[i]:seg.starts[i + 1]].tolist(), strict=True))
         assert got == [(o.shape, o.color, o.bbox, o.match) for o in DET.detect(imgs[r]).objects]
     assert seg.starts[-1] >= len(rows)
+
+
+def test_stacked_equals_per_image_on_blocky_images_with_repeated_rows() -> None:
+    """The run labelling's own cases: palette blocks (rows equal to the row above, runs of one colour that
+    touch only diagonally or through a one-pixel gap, interiors cut by the runs above and below), stripes."""
+    from unipic.data.shapes.detect import _PALETTE
+
+    rng = np.random.default_rng(4)
+    cells = rng.integers(0, 3, (30, 8, 8))
+    colours = np.vstack([[[250, 250, 250]], _PALETTE[:2]]).astype(np.uint8)
+    blocks = colours[cells].repeat(5, 1).repeat(5, 2)
+    _assert_same(blocks)
+    _assert_same(_generated_looking(blocks, rng))
+    stripes = np.full((4, 40, 40, 3), 250, np.uint8)
+    stripes[:, 2:-2, 2:-2:3] = colours[1]
+    stripes[1, 4::4, 2:-2] = colours[2]
+    _assert_same(stripes)

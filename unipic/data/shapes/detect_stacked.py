@@ -3,10 +3,13 @@
 `ShapesDetector.detect` (the reference: numpy + scipy, one image) makes ~50 array passes and a Python loop
 over every component, which dominates on small canvases. Here two compiled kernels (numba, cached on disk) do
 the pixel work: `_segment` (run on every image of a stack in one `_segment_stack` call) takes the border
-median, assigns each pixel its nearest reference colour (the same squared distances, ties to the lower index)
-while labelling 8-connected same-colour components by union-find row by row (numbered in raster order of their
-first pixel, as `ndimage.label` numbers them), sums the background's squared error in integers, then measures
-each component (area, box, interior after a 3x3 erosion, whether that interior is exactly its palette colour)
+median, then works on runs, not pixels: each run of equal pixels in a row gets its nearest reference colour
+once (the same squared distances, ties to the lower index), consecutive runs of one colour label form a label
+run, and a row equal to the one above (most rows of a render) repeats its runs without a look at its pixels;
+label runs are joined into 8-connected components by union-find (numbered in raster order of their first
+pixel, as `ndimage.label` numbers them), the background's squared error is summed in integers per run, and
+each component is measured from its runs (area, box, interior after a 3x3 erosion as the overlap of a run with
+the runs of its label above and below, whether that interior is exactly its palette colour)
 in one pass; `_template_overlaps` counts each surviving component's overlap with the renderer's templates for
 the whole batch. Only the real objects (a few per image) reach Python. `segment_stack` stops there: the
 objects of a batch stack as one table (`StackedObjects`, what curation's agreement reads, one call per batch
@@ -57,114 +60,184 @@ def _find(parent: np.ndarray, a: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _assign_row(img: np.ndarray, y: int, refs: np.ndarray, bg2: np.ndarray, labels: np.ndarray,
-                matched: np.ndarray, last: np.ndarray) -> tuple[int, int]:
-    """Row y: nearest reference per pixel (into `labels`), exact-colour mask (into `matched`); returns the
-    row's background pixel count and sum of (2 * pixel - 2 * background)^2 (integers, exact). A pixel equal to
-    the one before it (most of a flat render) reuses its verdict, kept in `last` (code, label, distance, sq)."""
-    n_bg = 0
-    quarter = 0
-    prev, lab, best, sq = last[0], last[1], last[2], last[3]
-    for x in range(img.shape[1]):
-        r, g, b = np.int64(img[y, x, 0]), np.int64(img[y, x, 1]), np.int64(img[y, x, 2])
-        code = (r << 16) | (g << 8) | b
-        if code != prev:
-            prev = code
-            dr, dg, db = r - refs[0, 0], g - refs[0, 1], b - refs[0, 2]
-            best = dr * dr + dg * dg + db * db
-            lab = 0
-            for k in range(1, refs.shape[0]):
-                dr, dg, db = r - refs[k, 0], g - refs[k, 1], b - refs[k, 2]
-                d = dr * dr + dg * dg + db * db
-                if d < best:
-                    best = d
-                    lab = k
-            dr, dg, db = 2 * r - bg2[0], 2 * g - bg2[1], 2 * b - bg2[2]
-            sq = dr * dr + dg * dg + db * db
-        labels[y, x] = lab
-        matched[y, x] = best == 0
-        if lab == 0:
-            n_bg += 1
-            quarter += sq
-    last[0], last[1], last[2], last[3] = prev, lab, best, sq
-    return n_bg, quarter
+def _nearest(r: int, g: int, b: int, refs: np.ndarray) -> tuple[int, int]:
+    """The nearest reference colour (squared distance, ties to the lower index) and that distance."""
+    dr, dg, db = r - refs[0, 0], g - refs[0, 1], b - refs[0, 2]
+    best = dr * dr + dg * dg + db * db
+    lab = 0
+    for k in range(1, refs.shape[0]):
+        dr, dg, db = r - refs[k, 0], g - refs[k, 1], b - refs[k, 2]
+        d = dr * dr + dg * dg + db * db
+        if d < best:
+            best = d
+            lab = k
+    return lab, best
 
 
 @numba.njit(cache=True, nogil=True)
-def _label_row(labels: np.ndarray, comp: np.ndarray, parent: np.ndarray, y: int, nid: int) -> int:
-    """Row y of 8-connected components of equal non-zero labels: provisional ids into `comp`, merges in
-    `parent` (union-find keeping the smaller id as root, so a component's root is the id of its first pixel in
-    raster order). Returns the number of provisional ids so far."""
-    w = labels.shape[1]
-    for x in range(w):
-        lab = labels[y, x]
+def _row_runs(img: np.ndarray, y: int, refs: np.ndarray, bg2: np.ndarray, labels: np.ndarray,
+              runs: np.ndarray, nr: int, last: np.ndarray) -> tuple[int, int, int]:
+    """Row y as runs: each run of equal pixels (most of a flat render) gets one nearest-reference verdict,
+    its label is written into `labels`, and consecutive runs of the same non-background label become one label
+    run in `runs` from row `nr` (start, end, label, whether some pixel is not exactly that label's colour).
+    Returns the next free run row, the row's background pixel count and sum of (2 * pixel - 2 * background)^2
+    (exact integers). `last` carries the previous verdict (code, label, distance, sq) across rows."""
+    w = img.shape[1]
+    n_bg = 0
+    quarter = 0
+    prev, lab, best, sq = last[0], last[1], last[2], last[3]
+    open_run = -1  # the label run that ends where this colour run starts, if any
+    x = 0
+    while x < w:
+        r, g, b = img[y, x, 0], img[y, x, 1], img[y, x, 2]
+        code = (np.int64(r) << 16) | (np.int64(g) << 8) | np.int64(b)
+        if code != prev:
+            prev = code
+            lab, best = _nearest(np.int64(r), np.int64(g), np.int64(b), refs)
+            dr, dg, db = 2 * np.int64(r) - bg2[0], 2 * np.int64(g) - bg2[1], 2 * np.int64(b) - bg2[2]
+            sq = dr * dr + dg * dg + db * db
+        e = x + 1
+        while e < w and img[y, e, 0] == r and img[y, e, 1] == g and img[y, e, 2] == b:
+            e += 1
+        labels[y, x:e] = lab
         if lab == 0:
-            comp[y, x] = 0
-            continue
-        if y > 0 and labels[y - 1, x] == lab:  # the other earlier neighbours touch it: joined to it already
-            comp[y, x] = comp[y - 1, x]
-            continue
-        cur = 0
-        if x > 0 and labels[y, x - 1] == lab:
-            cur = comp[y, x - 1]
-        elif y > 0 and x > 0 and labels[y - 1, x - 1] == lab:
-            cur = comp[y - 1, x - 1]
-        if y > 0 and x + 1 < w and labels[y - 1, x + 1] == lab:
-            other = comp[y - 1, x + 1]
-            if cur == 0:
-                cur = other
-            else:
-                ra, rb = _find(parent, cur), _find(parent, other)
+            n_bg += e - x
+            quarter += sq * (e - x)
+            open_run = -1
+        elif open_run >= 0 and runs[open_run, 2] == lab:
+            runs[open_run, 1] = e
+            if best != 0:
+                runs[open_run, 3] = 1
+        else:
+            open_run = nr
+            runs[nr, 0], runs[nr, 1], runs[nr, 2], runs[nr, 3] = x, e, lab, best != 0
+            nr += 1
+        x = e
+    last[0], last[1], last[2], last[3] = prev, lab, best, sq
+    return nr, n_bg, quarter
+
+
+@numba.njit(cache=True, nogil=True)
+def _same_row(words: np.ndarray, y: int) -> bool:
+    """Row y equals row y - 1 (most rows of a flat render: background margins, straight edges); `words` is the
+    image as (H, row bytes) in 8-byte words where the row's size allows, else in bytes."""
+    diff = words[y, 0] ^ words[y - 1, 0]
+    for j in range(1, words.shape[1]):  # no early exit: the loop vectorises
+        diff |= words[y, j] ^ words[y - 1, j]
+    return diff == 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _repeat_row(runs: np.ndarray, a0: int, nr: int, parent: np.ndarray, labels: np.ndarray, y: int) -> int:
+    """Row y equal to row y - 1 (label runs `runs[a0:nr]`): the same runs and labels, each run joined to its
+    twin above and to nothing else (runs of one label in a row are at least a pixel apart, so a run touches no
+    other run of its label in an equal row). Returns the next free run row."""
+    for k in range(a0, nr):
+        j = nr + k - a0
+        runs[j, 0], runs[j, 1], runs[j, 2], runs[j, 3] = runs[k, 0], runs[k, 1], runs[k, 2], runs[k, 3]
+        parent[j + 1] = k + 1
+    labels[y, :] = labels[y - 1, :]
+    return nr + nr - a0
+
+
+@numba.njit(cache=True, nogil=True)
+def _link_runs(runs: np.ndarray, a0: int, a1: int, b0: int, b1: int, parent: np.ndarray) -> None:
+    """Union the label runs of a row (`runs[b0:b1]`) with the 8-connected runs of the same label in the row
+    above (`runs[a0:a1]`); both sorted by start. Union-find keeps the smaller id (a run's index + 1) as the
+    root, so a component's root is its first run in raster order, the run of its first pixel."""
+    j = a0
+    for k in range(b0, b1):
+        s, e, lab = runs[k, 0], runs[k, 1], runs[k, 2]
+        while j < a1 and runs[j, 1] < s:  # ends left of s - 1: touches neither this run nor a later one
+            j += 1
+        i = j
+        while i < a1 and runs[i, 0] <= e:
+            if runs[i, 2] == lab:
+                ra, rb = _find(parent, i + 1), _find(parent, k + 1)
                 if ra < rb:
                     parent[rb] = ra
                 elif rb < ra:
                     parent[ra] = rb
-        if cur == 0:
-            nid += 1
-            parent[nid] = nid
-            cur = nid
-        comp[y, x] = cur
-    return nid
+            i += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _measure(labels: np.ndarray, matched: np.ndarray, comp: np.ndarray, parent: np.ndarray, remap: np.ndarray,
-             nid: int) -> np.ndarray:
+def _interior(img: np.ndarray, y: int, k: int, runs: np.ndarray, above: tuple[int, int],
+              below: tuple[int, int], refs: np.ndarray) -> tuple[int, bool]:
+    """Run k's interior pixels (all 8 neighbours share its label: its own run minus the ends, within a run of
+    the same label minus the ends above and below) and whether each of them is exactly its label's colour."""
+    s, e, lab = runs[k, 0] + 1, runs[k, 1] - 1, runs[k, 2]
+    count = 0
+    clean = True
+    for i in range(above[0], above[1]):
+        if runs[i, 0] + 1 >= e:
+            break
+        if runs[i, 2] != lab:
+            continue
+        lo, hi = max(s, runs[i, 0] + 1), min(e, runs[i, 1] - 1)
+        if lo >= hi:
+            continue
+        for m in range(below[0], below[1]):
+            if runs[m, 0] + 1 >= hi:
+                break
+            if runs[m, 2] != lab:
+                continue
+            a, b = max(lo, runs[m, 0] + 1), min(hi, runs[m, 1] - 1)
+            if a >= b:
+                continue
+            count += b - a
+            if runs[k, 3] and clean:
+                for x in range(a, b):
+                    if (img[y, x, 0] != refs[lab, 0] or img[y, x, 1] != refs[lab, 1]
+                            or img[y, x, 2] != refs[lab, 2]):
+                        clean = False
+                        break
+    return count, clean
+
+
+@numba.njit(cache=True, nogil=True)
+def _measure(img: np.ndarray, runs: np.ndarray, row_at: np.ndarray, parent: np.ndarray, remap: np.ndarray,
+             refs: np.ndarray, comp: np.ndarray) -> np.ndarray:
     """Final component ids (1..n in raster order of first pixels, as `ndimage.label` numbers them) into
-    `comp`, and per component (n + 1, 7): colour, area, y0, x0, y1, x1 (box, exclusive end) and its interior
-    (pixels whose 8 neighbours all exist and share its colour: `_erode8` of its mask) as a count, negated
-    when some interior pixel is not exactly its palette colour."""
+    `comp` (0 on the background), and per component (n + 1, 7): colour, area, y0, x0, y1, x1 (box, exclusive
+    end) and its interior (pixels whose 8 neighbours all exist and share its colour: `_erode8` of its mask) as
+    a count, negated when some interior pixel is not exactly its palette colour."""
+    h = img.shape[0]
     n = 0
-    for i in range(1, nid + 1):
+    for i in range(1, row_at[h] + 1):
         root = _find(parent, i)
         if root == i:
             n += 1
             remap[i] = n
         else:
             remap[i] = remap[root]
-    h, w = labels.shape
     st = np.zeros((n + 1, 7), np.int64)
     st[:, 2] = h
-    st[:, 3] = w
+    st[:, 3] = img.shape[1]
     clean = np.ones(n + 1, np.bool_)
+    comp[:, :] = 0
     for y in range(h):
-        for x in range(w):
-            if comp[y, x] == 0:
-                continue
-            c = remap[comp[y, x]]
-            comp[y, x] = c
-            lab = labels[y, x]
-            st[c, 0] = lab
-            st[c, 1] += 1
+        ja, jb = (row_at[y - 1], row_at[y + 1]) if 0 < y < h - 1 else (0, 0)
+        for k in range(row_at[y], row_at[y + 1]):
+            s, e = runs[k, 0], runs[k, 1]
+            c = remap[k + 1]
+            for x in range(s, e):
+                comp[y, x] = c
+            st[c, 0] = runs[k, 2]
+            st[c, 1] += e - s
             st[c, 2] = min(st[c, 2], y)
-            st[c, 3] = min(st[c, 3], x)
+            st[c, 3] = min(st[c, 3], s)
             st[c, 4] = max(st[c, 4], y + 1)
-            st[c, 5] = max(st[c, 5], x + 1)
-            if (0 < y < h - 1 and 0 < x < w - 1 and labels[y, x - 1] == lab and labels[y, x + 1] == lab
-                    and labels[y - 1, x] == lab and labels[y + 1, x] == lab and labels[y - 1, x - 1] == lab
-                    and labels[y - 1, x + 1] == lab and labels[y + 1, x - 1] == lab and labels[y + 1, x + 1] == lab):
-                st[c, 6] += 1
-                if not matched[y, x]:
+            st[c, 5] = max(st[c, 5], e)
+            if 0 < y < h - 1 and e - s > 2:
+                # runs above / below ending where this run's interior starts reach no later run's either
+                while ja < row_at[y] and runs[ja, 1] - 1 <= s + 1:
+                    ja += 1
+                while jb < row_at[y + 2] and runs[jb, 1] - 1 <= s + 1:
+                    jb += 1
+                inner, ok = _interior(img, y, k, runs, (ja, row_at[y]), (jb, row_at[y + 2]), refs)
+                st[c, 6] += inner
+                if not ok:
                     clean[c] = False
     for c in range(1, n + 1):
         if not clean[c]:
@@ -173,10 +246,29 @@ def _measure(labels: np.ndarray, matched: np.ndarray, comp: np.ndarray, parent: 
 
 
 @numba.njit(cache=True, nogil=True)
+def _flat_border(img: np.ndarray) -> bool:
+    """Every pixel of the 1-px border equals the top-left one."""
+    h, w, _ = img.shape
+    for c in range(3):
+        v = img[0, 0, c]
+        for x in range(w):
+            if img[0, x, c] != v or img[h - 1, x, c] != v:
+                return False
+        for y in range(h):
+            if img[y, 0, c] != v or img[y, w - 1, c] != v:
+                return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def _border_median(img: np.ndarray, bg: np.ndarray) -> None:
     """`_background`: per channel the median of the 1-px border (corners twice; 2(H + W) values, so the mean
     of the two middle ones, exact in float32 for integers) into `bg`, read off a 256-bin histogram."""
     h, w, _ = img.shape
+    if _flat_border(img):  # a render's border: the median of equal values is that value
+        for c in range(3):
+            bg[c] = np.float32(img[0, 0, c])
+        return
     mid = h + w
     for c in range(3):
         hist = np.zeros(256, np.int64)
@@ -198,12 +290,13 @@ def _border_median(img: np.ndarray, bg: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def _segment(img: np.ndarray, palette: np.ndarray, min_area: int, i: int, bg: np.ndarray, labels: np.ndarray,
-             comp: np.ndarray, matched: np.ndarray, parent: np.ndarray, remap: np.ndarray, table: np.ndarray,
-             m: int) -> tuple[int, int, int]:
+def _segment(img: np.ndarray, words: np.ndarray, palette: np.ndarray, min_area: int, i: int, bg: np.ndarray,
+             labels: np.ndarray, comp: np.ndarray, runs: np.ndarray, row_at: np.ndarray, parent: np.ndarray,
+             remap: np.ndarray, table: np.ndarray, m: int) -> tuple[int, int, int]:
     """One image: its background (into `bg`), reference labels, component ids, and the components that are
     objects (area >= min_area, non-empty interior) appended to `table` from row `m` (columns `_IMG`..`_CLEAN`,
-    in component order). Returns the next free row, the background pixel count and its integer squared error."""
+    in component order). Returns the next free row, the background pixel count and its integer squared error.
+    Labelling works on label runs (`_row_runs`), not pixels: a flat render has a few per row."""
     _border_median(img, bg)
     refs = np.empty((palette.shape[0] + 1, 3), np.int64)
     bg2 = np.empty(3, np.int64)
@@ -213,13 +306,21 @@ def _segment(img: np.ndarray, palette: np.ndarray, min_area: int, i: int, bg: np
         for k in range(palette.shape[0]):
             refs[k + 1, c] = palette[k, c]
     last = np.full(4, -1, np.int64)
-    n_bg = quarter = nid = 0
+    n_bg = quarter = nr = row_bg = row_quarter = 0
     for y in range(img.shape[0]):
-        row_bg, row_quarter = _assign_row(img, y, refs, bg2, labels, matched, last)
+        row_at[y] = nr
+        if y > 0 and _same_row(words, y):
+            nr = _repeat_row(runs, row_at[y - 1], nr, parent, labels, y)
+        else:
+            nr, row_bg, row_quarter = _row_runs(img, y, refs, bg2, labels, runs, nr, last)
+            for k in range(row_at[y], nr):
+                parent[k + 1] = k + 1
+            if y > 0:
+                _link_runs(runs, row_at[y - 1], row_at[y], row_at[y], nr, parent)
         n_bg += row_bg
         quarter += row_quarter
-        nid = _label_row(labels, comp, parent, y, nid)
-    st = _measure(labels, matched, comp, parent, remap, nid)
+    row_at[img.shape[0]] = nr
+    st = _measure(img, runs, row_at, parent, remap, refs, comp)
     for c in range(1, st.shape[0]):
         if st[c, 1] >= min_area and st[c, 6] != 0:
             row = (i, st[c, 0], c, st[c, 1], st[c, 2], st[c, 3], st[c, 4], st[c, 5], 1 if st[c, 6] > 0 else 0)
@@ -358,14 +459,16 @@ def _shape_matches(comp: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.
 
 
 @numba.njit(cache=True, nogil=True)
-def _segment_stack(stack: np.ndarray, rows: np.ndarray, palette: np.ndarray, min_area: int, bgs: np.ndarray,
-                   labels: np.ndarray, comp: np.ndarray, matched: np.ndarray, parent: np.ndarray, remap: np.ndarray,
-                   table: np.ndarray, n_bg: np.ndarray, quarter: np.ndarray) -> int:
-    """`_segment` of every image `stack[rows[i]]` (as image i), in one call; returns the table's row count."""
+def _segment_stack(stack: np.ndarray, words: np.ndarray, rows: np.ndarray, palette: np.ndarray, min_area: int,
+                   bgs: np.ndarray, labels: np.ndarray, comp: np.ndarray, runs: np.ndarray, row_at: np.ndarray,
+                   parent: np.ndarray, remap: np.ndarray, table: np.ndarray, n_bg: np.ndarray,
+                   quarter: np.ndarray) -> int:
+    """`_segment` of every image `stack[rows[i]]` (as image i; `words`: the stack's rows as words, see
+    `_same_row`), in one call; returns the table's row count."""
     m = 0
     for i in range(rows.shape[0]):
-        m, bg_count, bg_error = _segment(stack[rows[i]], palette, min_area, i, bgs[i], labels[i], comp[i],
-                                         matched, parent, remap, table, m)
+        m, bg_count, bg_error = _segment(stack[rows[i]], words[rows[i]], palette, min_area, i, bgs[i], labels[i],
+                                         comp[i], runs, row_at, parent, remap, table, m)
         n_bg[i] = bg_count
         quarter[i] = bg_error
     return m
@@ -419,8 +522,13 @@ def segment_stack(stack: np.ndarray, rows: np.ndarray, min_area: int) -> Stacked
     bgs = np.empty((n, 3), np.float32)
     n_bg = np.empty(n, np.int64)
     quarter = np.empty(n, np.int64)
-    m = _segment_stack(np.ascontiguousarray(stack), np.asarray(rows, dtype=np.int64), _PALETTE_I, min_area, bgs,
-                       labels, comp, np.empty((h, w), np.bool_), parent, remap, table, n_bg, quarter)
+    runs = scratch_array("runs", (h * w, 4), np.int64)
+    stack = np.ascontiguousarray(stack)
+    words = stack.reshape(len(stack), h, w * 3)
+    if (w * 3) % 8 == 0:
+        words = words.view(np.uint64)
+    m = _segment_stack(stack, words, np.asarray(rows, dtype=np.int64), _PALETTE_I, min_area, bgs, labels, comp,
+                       runs, np.empty(h + 1, np.int64), parent, remap, table, n_bg, quarter)
     table = table[:m]
     shapes, ious = _shape_matches(comp, table)
     # `detect` appends objects by colour, then component, and sorts them (stably) by box top, then left.
