@@ -21,7 +21,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,9 @@ from unipic.data.curation import Curator, Sample  # noqa: E402
 from unipic.data.curation.decode import decode_image  # noqa: E402
 from unipic.data.curation.scorers import NoScorer, ShapesDetectorScorer  # noqa: E402
 from unipic.data.curation.sources import ShapesWorldSource  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from pretrain_common import cpu_model  # noqa: E402
 
 
 # Why the numbers are what they are (profiles and kernel timings on this machine; see the README's throughput notes).
@@ -174,7 +176,7 @@ def main() -> None:
     warm_up()
     load_start = os.getloadavg()
     results = [bench_size(size, n, args.repeats) for size, n in plan]
-    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    meta = {"machine": f"{cpu_model()}, {os.cpu_count()} cores",
             "numba_compile_s": round(compile_s, 1),
             "repeats": args.repeats, "batch_size": load_config("ci").curation.batch_size,
             "load_avg_start": load_start, "load_avg": os.getloadavg(), "quick": args.quick}

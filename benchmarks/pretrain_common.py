@@ -18,11 +18,25 @@ os.environ.setdefault("UNIPIC_NO_PROGRESS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def cpu_model() -> str:
+    """The CPU's model name: timings from an AMX and an AVX2-only machine differ several-fold (docs/models.md)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, Any]:
     import torch
 
+    from unipic.training.precision import native_bf16
+
     return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], "machine": platform.machine(),
+            "cpu": cpu_model(), "cpu_native_bf16": native_bf16(torch.device("cpu")),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
