@@ -208,9 +208,11 @@ def test_image_guidance_reaches_edit_calls_only(table, tmp_path):
         def __init__(self, *a):
             super().__init__(*a)
             self.kwargs = []
+            self.cfg_scales = set()
 
         def __call__(self, prompt, image=None, **kw):
             self.kwargs.append((image is not None, kw.get("image_guidance_scale")))
+            self.cfg_scales.add((image is not None, kw["guidance_scale"]))
             return super().__call__(prompt, image=image, **kw)
 
     off = Recording(table)
@@ -221,3 +223,17 @@ def test_image_guidance_reaches_edit_calls_only(table, tmp_path):
     r = evaluate(c.evaluation, c.shapes, tmp_path / "on", pipeline=on)
     assert {(edit, g) for edit, g in on.kwargs} == {(False, None), (True, 1.5)}
     assert r["benchmarks"]["shapes_gedit"]["headline"] > 0
+    assert off.cfg_scales == {(False, 4.0), (True, 4.0)}
+
+
+def test_edit_guidance_scale_reaches_edit_calls_only(table, tmp_path):
+    class Recording(OraclePipeline):
+        scales: set = set()
+
+        def __call__(self, prompt, image=None, **kw):
+            Recording.scales.add((image is not None, kw["guidance_scale"]))
+            return super().__call__(prompt, image=image, **kw)
+
+    c = _cfg(**{"evaluation.generation.guidance_scale": 8.0, "evaluation.generation.edit_guidance_scale": 4.0})
+    evaluate(c.evaluation, c.shapes, tmp_path / "split", pipeline=Recording(table))
+    assert Recording.scales == {(False, 8.0), (True, 4.0)}

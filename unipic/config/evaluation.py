@@ -65,6 +65,11 @@ class GenerationConfig(Section):
         default=1.0, ge=0,
         description="edit items only: InstructPix2Pix-style guidance towards the source image (1 = off)",
     )
+    edit_guidance_scale: float | None = Field(
+        default=None, ge=0,
+        description="text guidance for edit items; None: guidance_scale. A smoke model drew best at CFG 8 but "
+        "recoloured worse there than at 4 (benchmarks/results/pretrain_smoke_quality.md)",
+    )
     height: int | None = Field(default=None, description="None: the benchmark's / model's default size")
     width: int | None = None
     batch_size: int = Field(default=16, ge=1, description="prompts per pipeline call")

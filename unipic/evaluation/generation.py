@@ -84,7 +84,8 @@ def _save(image: Image.Image, path: Path) -> None:
 
 def generate(pipeline: Any, items: Sequence[EvalItem], out: str | Path, *, images_per_prompt: int, seed: int,
              num_inference_steps: int, guidance_scale: float, batch_size: int, height: int | None = None,
-             width: int | None = None, image_guidance_scale: float = 1.0) -> GenerationStats:
+             width: int | None = None, image_guidance_scale: float = 1.0,
+             edit_guidance_scale: float | None = None) -> GenerationStats:
     import torch
 
     out = Path(out)
@@ -112,7 +113,8 @@ def generate(pipeline: Any, items: Sequence[EvalItem], out: str | Path, *, image
             chunk = work[s:s + batch_size]
             kwargs: dict[str, Any] = dict(
                 prompt=[it.prompt for it, _ in chunk], num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale, num_images_per_prompt=1, output_type="pil",
+                guidance_scale=guidance_scale if kind == "t2i" or edit_guidance_scale is None else edit_guidance_scale,
+                num_images_per_prompt=1, output_type="pil",
                 generator=[torch.Generator().manual_seed(seed_for(seed, it.item_id, k)) for it, k in chunk],
             )
             if kind == "edit":

@@ -119,7 +119,7 @@ def evaluate(cfg: Any, shapes: Any, out_dir: str | Path, *, model: str | None = 
             gen = generate(pipeline, items, bdir, images_per_prompt=n_img, seed=g.seed,
                            num_inference_steps=g.num_inference_steps, guidance_scale=g.guidance_scale,
                            batch_size=g.batch_size, height=g.height, width=g.width,
-                           image_guidance_scale=g.image_guidance_scale)
+                           image_guidance_scale=g.image_guidance_scale, edit_guidance_scale=g.edit_guidance_scale)
             before = ctx.vlm.stats.to_dict() if ctx.vlm else None
             t0 = time.perf_counter()
             rows = bench.judge(items, bdir, ctx)
