@@ -48,7 +48,8 @@ def train_split_eval(cfg, work: Path, model: str, n: int, image_guidance: float)
 
     gen = cfg.evaluation.generation
     out: dict = {"split": "train", "protocol": f"evaluation.split=train, n={n} at seed 1234 + n={2 * n} at seed 4321, "
-                 f"1 image per prompt, {gen.num_inference_steps} Euler steps, CFG {gen.guidance_scale}, "
+                 f"1 image per prompt, {gen.num_inference_steps} Euler steps, CFG {gen.guidance_scale}"
+                 f"{'' if gen.edit_guidance_scale is None else f' (edits {gen.edit_guidance_scale})'}, "
                  f"image guidance {image_guidance} on edits"}
     pooled: dict[str, float] = {}
     for seed, k in ((1234, n), (4321, 2 * n)):
