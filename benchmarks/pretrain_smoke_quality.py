@@ -40,6 +40,25 @@ def probe_view(eval_dir: Path) -> dict[str, float]:
             "recolor_right_colour_right_place": mean([r["exact_instruction"] for r in rec])}
 
 
+COMPOSITION = ("two_object", "counting", "position", "color_attr")
+
+
+def composition_view(eval_dir: Path) -> dict[str, float]:
+    """Composition read apart from shape fidelity, per composition task: the strict rule, the arrangement (count,
+    colours, relation; shapes ignored) and the arrangement against a swapped prompt of the same task (the control)."""
+    from unipic.evaluation.benchmarks import arrangement_with_control
+
+    rows = [json.loads(x) for x in (eval_dir / "shapes_geneval/rows.jsonl").read_text().splitlines() if x]
+    real, control = arrangement_with_control(rows)
+    out: dict[str, float] = {}
+    for task in COMPOSITION:
+        strict = [bool(r["strict"]) for r in rows if r["tag"] == task]
+        if strict:
+            out.update({f"{task}_strict": sum(strict) / len(strict), f"{task}_arrangement": real[task],
+                        f"{task}_arrangement_control": control[task]})
+    return out
+
+
 def train_split_eval(cfg, work: Path, model: str, n: int, image_guidance: float) -> dict:
     """The recipes protocol: training compositions, n prompts per cell at the benchmark's seed plus 2n at a second
     seed, pooled (3n per cell) so that recipes a few points apart can be told apart."""
@@ -59,7 +78,7 @@ def train_split_eval(cfg, work: Path, model: str, n: int, image_guidance: float)
         d = work / f"eval_trained_trainsplit_{seed}"
         out[f"metrics_n{k}"] = flat_metrics(evaluate(ecfg, cfg.shapes, d, model=model,
                                                      benchmarks=["shapes_geneval", "shapes_gedit"]))
-        view = probe_view(d)
+        view = probe_view(d) | composition_view(d)
         out[f"probe_view_n{k}"] = view
         for key, v in view.items():
             pooled[key] = pooled.get(key, 0.0) + (v if key.endswith("_n") else v * k / (3 * n))
@@ -146,7 +165,8 @@ def main() -> None:
                "task_weights": pcfg.task_weights, "train_s": train_s,
                "eval_s_untrained": eval_s, "final_loss": t.losses.get(t.last_step), "first_loss": t.losses.get(1),
                "metrics_untrained": before, "metrics_trained": after,
-               "probe_view_heldout": probe_view(work / "eval_trained"), "work_dir": str(work),
+               "probe_view_heldout": probe_view(work / "eval_trained") | composition_view(work / "eval_trained"),
+               "work_dir": str(work),
                "environment": environment()}
     notes = [f"{t.last_step} steps at batch {batch} (edit ratio {edits} as (end step, ratio) phases, "
              f"{pcfg.schedule} lr, task weights "

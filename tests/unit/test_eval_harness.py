@@ -173,6 +173,31 @@ def test_split_all_reports_train_and_heldout_separately(table, tmp_path):
     assert res["benchmarks"]["shapes_geneval"]["metrics"]["by_split"]["heldout"]["overall"] == 1.0
 
 
+def test_arrangement_credits_the_layout_and_its_control_swaps_the_prompts(tmp_path):
+    """A perfect drawer has every arrangement right; read against another prompt of the task, only what that prompt
+    shares with its own (an uncoloured single object, a coincident colour) still counts."""
+    from unipic.evaluation.benchmarks import arrangement_with_control
+    from unipic.evaluation.gate import flat_metrics
+    from unipic.evaluation.oracle import ShapesOraclePipeline
+
+    cfg = _cfg(**{"evaluation.benchmarks": "[shapes_geneval]", "evaluation.n_per_task": 6,
+                  "evaluation.generation.images_per_prompt": 1})
+    res = evaluate(cfg.evaluation, cfg.shapes, tmp_path, pipeline=ShapesOraclePipeline(cfg.evaluation, cfg.shapes))
+    m = res["benchmarks"]["shapes_geneval"]["metrics"]
+    assert set(m["arrangement_tasks"]) == set(cfg.shapes.t2i_tasks)
+    assert all(v == 1.0 for v in m["arrangement_tasks"].values())
+    assert m["arrangement_control_tasks"]["single_object"] == 1.0  # "a circle" vs "a square": one object either way
+    assert m["arrangement_control_tasks"]["colors"] < 1.0 and m["arrangement_control_tasks"]["two_object"] < 1.0
+    assert flat_metrics(res)["shapes_geneval.arrangement_control_tasks.colors"] == m["arrangement_control_tasks"]["colors"]
+
+    spec = lambda c: {"task": "colors", "caption": f"a {c} circle", "objects": [{"shape": "circle", "color": c}]}  # noqa: E731
+    seen = lambda c: [{"shape": "square", "color": c, "bbox": [0, 0, 5, 5]}]  # noqa: E731
+    rows = [{"tag": "colors", "prompt": f"a {c} circle", "arrangement": True, "spec": spec(c), "detected": seen(c)}
+            for c in ("red", "red", "blue")]
+    real, control = arrangement_with_control(rows)
+    assert real == {"colors": 1.0} and control == {"colors": 0.0}  # each red image meets blue, the blue one red
+
+
 def test_missing_images_at_judge_time_are_reported_and_block_the_gate(cfg, table, tmp_path):
     from unipic.config.evaluation import GateConfig
     from unipic.evaluation.benchmarks import JudgeContext

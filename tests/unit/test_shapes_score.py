@@ -99,6 +99,54 @@ def test_wrong_position_fails():
         assert sc.components["shapes_ok"] and sc.components["colors_ok"]
 
 
+def _unasked(spec, field: str, pool: list[str]) -> str:
+    return next(v for v in pool if v not in {getattr(r, field) for r in spec.objects})
+
+
+def _reshaped(objects, spec) -> list[SceneObject]:
+    """Every object drawn as a shape the prompt does not name (a model's ragged outline, read as another shape)."""
+    return [o.model_copy(update={"shape": _unasked(spec, "shape", ["circle", "square", "triangle"])}) for o in objects]
+
+
+@pytest.mark.parametrize("task", ["two_object", "counting", "position", "color_attr"])
+def test_arrangement_reads_count_colour_and_relation_but_not_shape(task):
+    samples = [s for s in _samples(task, 16) if len({r.color for r in s.spec.objects}) == len(s.spec.objects)]
+    assert len(samples) >= 4
+    for s in samples:
+        reshaped = _with_objects(s.scene, _reshaped(s.scene.objects, s.spec))
+        fewer = _with_objects(s.scene, s.scene.objects[:-1])
+        other = _unasked(s.spec, "color", ["red", "green", "blue", "purple"])
+        recoloured = _with_objects(s.scene, [o.model_copy(update={"color": other}) for o in s.scene.objects])
+        a, b, c = score_t2i([render(reshaped), render(fewer), render(recoloured)], [s.spec] * 3)
+        assert not a.correct and a.components["arrangement_ok"] is True
+        assert b.components["arrangement_ok"] is False
+        coloured = all(r.color for r in s.spec.objects)  # "three triangles" asks for no colour
+        assert c.components["arrangement_ok"] is not coloured
+
+
+def test_arrangement_of_position_needs_the_relation():
+    for s in _samples("position"):
+        axis = "x" if s.spec.relation.relation in ("left of", "right of") else "y"
+        mirrored = _with_objects(s.scene, _reshaped([_mirror(o, 64, axis) for o in s.scene.objects], s.spec))
+        (sc,) = score_t2i([render(mirrored)], [s.spec])
+        assert sc.components["arrangement_ok"] is False
+
+
+def test_arrangement_of_a_same_colour_pair_is_decided_by_shape_or_not_at_all():
+    from unipic.data.shapes.score import arrangement_ok
+    from unipic.data.shapes.t2i import T2ISpec
+
+    spec = T2ISpec.model_validate({"task": "position", "caption": "a red circle left of a red square",
+                                   "objects": [{"shape": "circle", "color": "red"}, {"shape": "square", "color": "red"}],
+                                   "relation": {"subject": 0, "relation": "left of", "reference": 1}})
+    left, right = (2, 20, 12, 30), (40, 20, 50, 30)
+    obj = lambda shape, bbox: {"shape": shape, "color": "red", "bbox": bbox}  # noqa: E731
+    assert arrangement_ok([obj("circle", left), obj("square", right)], spec)
+    assert arrangement_ok([obj("circle", left), obj("triangle", right)], spec)
+    assert not arrangement_ok([obj("square", left), obj("circle", right)], spec)
+    assert not arrangement_ok([obj("triangle", left), obj("triangle", right)], spec)
+
+
 def test_blank_image_scores_zero():
     s = _samples("two_object")[0]
     (sc,) = score_t2i([np.full((64, 64, 3), 255, np.uint8)], [s.spec.model_dump()])

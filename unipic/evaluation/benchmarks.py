@@ -182,6 +182,29 @@ class _ShapesLabelDetector(geneval.ShapesWorldDetector):
         return out
 
 
+def arrangement_with_control(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per task: how often an image has the arrangement its prompt asks for (`arrangement_ok`: count, colours,
+    relation; shapes ignored), and the same for a prompt-swap control: each image read against the next other
+    prompt of its task. The control is what the task's usual layout earns without reading the prompt, so the gap
+    between the two is what the model takes from the text."""
+    from unipic.data.shapes.score import arrangement_ok
+
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if "arrangement" in r:
+            by_task.setdefault(r["tag"], []).append(r)
+    real, control = {}, {}
+    for task, rs in by_task.items():
+        real[task] = float(np.mean([bool(r["arrangement"]) for r in rs]))
+        swapped = []
+        for i, r in enumerate(rs):
+            other = next((o for o in rs[i + 1:] + rs[:i] if o["prompt"] != r["prompt"]), None)
+            if other is not None:
+                swapped.append(arrangement_ok(r["detected"], other["spec"]))
+        control[task] = float(np.mean(swapped)) if swapped else float("nan")
+    return real, control
+
+
 class ShapesGenEvalBenchmark(GenEvalBenchmark):
     name, reference_key = "shapes_geneval", "GenEval"
 
@@ -206,7 +229,8 @@ class ShapesGenEvalBenchmark(GenEvalBenchmark):
 
         sc = score_t2i([np.asarray(image)], [item.meta["spec"]])[0]
         return {"strict": sc.correct, "strict_reason": sc.reason, "graded": sc.score, "cleanliness": sc.cleanliness,
-                "split": item.meta["split"]}
+                "split": item.meta["split"], "arrangement": sc.components["arrangement_ok"],
+                "spec": item.meta["spec"], "detected": sc.detected}
 
     def aggregate(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out = super().aggregate(rows)
@@ -216,6 +240,7 @@ class ShapesGenEvalBenchmark(GenEvalBenchmark):
         out["strict_tasks"] = {t: float(np.mean(v)) for t, v in strict.items()}
         out["strict"] = float(np.mean(list(out["strict_tasks"].values()))) if strict else float("nan")
         out["cleanliness"] = float(np.mean([r["cleanliness"] for r in rows])) if rows else float("nan")
+        out["arrangement_tasks"], out["arrangement_control_tasks"] = arrangement_with_control(rows)
         out["by_split"] = {sp: {"overall": geneval.summarize(rs)["overall"],
                                 "strict": float(np.mean([bool(r.get("strict")) for r in rs]))}
                            for sp, rs in _by_split(rows).items()}

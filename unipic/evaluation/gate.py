@@ -38,7 +38,8 @@ def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
         for k, v in b.get("metrics", {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[f"{name}.{k}"] = float(v)
-            elif isinstance(v, dict) and k in ("tasks", "groups", "types", "l1", "strict_tasks", "exact", "by_split"):
+            elif isinstance(v, dict) and k in ("tasks", "groups", "types", "l1", "strict_tasks", "exact", "by_split",
+                                                 "arrangement_tasks", "arrangement_control_tasks"):
                 for kk, vv in v.items():
                     val = (vv.get("o", vv.get("overall")) if isinstance(vv, dict) else vv)
                     if isinstance(val, (int, float)):

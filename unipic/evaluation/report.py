@@ -51,9 +51,10 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 def _breakdown(name: str, m: dict[str, Any]) -> str:
     parts = []
     if "tasks" in m:
-        strict = m.get("strict_tasks", {})
-        rows = [[t, v, strict.get(t)] if strict else [t, v] for t, v in m["tasks"].items()]
-        parts.append(_table(["task", "accuracy", "strict"] if strict else ["task", "accuracy"], rows))
+        extra = [(h, m[k]) for h, k in (("strict", "strict_tasks"), ("arrangement", "arrangement_tasks"),
+                                         ("arrangement, prompts swapped", "arrangement_control_tasks")) if m.get(k)]
+        rows = [[t, v, *[d.get(t) for _, d in extra]] for t, v in m["tasks"].items()]
+        parts.append(_table(["task", "accuracy", *[h for h, _ in extra]], rows))
     if "groups" in m:
         parts.append(_table(["group", "SC", "PQ", "O", "n", "excluded"],
                             [[g, d["sc"], d["pq"], d["o"], d["n"], d["excluded"]] for g, d in m["groups"].items()]))

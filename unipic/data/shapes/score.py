@@ -68,6 +68,36 @@ def _describe(objs: Sequence[DetectedObject]) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
+def _field(o: DetectedObject | dict[str, Any], name: str) -> Any:
+    return o[name] if isinstance(o, dict) else getattr(o, name)
+
+
+def arrangement_ok(objects: Sequence[DetectedObject | dict[str, Any]], spec: T2ISpec | dict[str, Any]) -> bool:
+    """The composition a prompt asks for with shapes ignored: the right number of objects, the right colours and,
+    for `position`, the relation between the objects of the subject's and the reference's colour.
+
+    The strict rule needs every shape exact, so on a model that draws ragged shapes it cannot tell a wrong layout
+    from a wrong outline; this reads the layout alone. Where both colours fit both objects (same-colour pairs), the
+    assignment that matches more shapes decides, and a tie counts only if every tied assignment holds the relation.
+    """
+    spec = spec if isinstance(spec, T2ISpec) else T2ISpec.model_validate(spec)
+    if len(objects) != spec.n_objects:
+        return False
+    wanted = [r.color for r in spec.objects for _ in range(r.count)]
+    if None not in wanted and Counter(wanted) != Counter(_field(o, "color") for o in objects):
+        return False
+    rel = spec.relation
+    if rel is None:
+        return True
+    subj, ref = spec.objects[rel.subject], spec.objects[rel.reference]
+    options = [(sum((_field(a, "shape") == subj.shape, _field(b, "shape") == ref.shape)), a, b)
+               for a in objects for b in objects if a is not b
+               and subj.color in (None, _field(a, "color")) and ref.color in (None, _field(b, "color"))]
+    best = max((n for n, _, _ in options), default=-1)
+    return best >= 0 and all(rel.relation in relations(_field(a, "bbox"), _field(b, "bbox"))
+                             for n, a, b in options if n == best)
+
+
 def score_t2i_detection(det: Detection, spec: T2ISpec | dict[str, Any]) -> T2IScore:
     """Score one detection against a T2I spec (the part of `score_t2i` after detection)."""
     spec = spec if isinstance(spec, T2ISpec) else T2ISpec.model_validate(spec)
@@ -106,6 +136,7 @@ def score_t2i_detection(det: Detection, spec: T2ISpec | dict[str, Any]) -> T2ISc
         "colors_ok": (Counter(c for _, _, c in slots) == Counter(o.color for o in objs))
         if len(colored) == len(spec.objects) else None,
         "relation_ok": relation_ok,
+        "arrangement_ok": arrangement_ok(objs, spec),
         "object_score": object_score,
         "background": det.background,
         "background_rms": det.background_rms,
