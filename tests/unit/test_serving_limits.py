@@ -58,6 +58,17 @@ def test_defaults_and_task_inference():
     assert len(seeds) > 1 and all(0 <= s < 2**31 for s in seeds)  # a fresh seed when none is given
 
 
+def test_edits_get_their_own_default_guidance_and_an_explicit_one_wins():
+    split = DEFAULTS.model_copy(update={"edit_guidance_scale": 1.5})
+    edit = dict(instruction="make it blue", image=png())
+    assert job(**edit).guidance == 3.0  # None: the edit takes guidance_scale
+    assert resolve(parse_instance(edit), LIMITS, split, GEO).guidance == 1.5
+    assert resolve(parse_instance({"prompt": "p"}), LIMITS, split, GEO).guidance == 3.0
+    assert resolve(parse_instance({**edit, "guidance": 5.0}), LIMITS, split, GEO).guidance == 5.0
+    with pytest.raises(ValueError, match="edit_guidance_scale"):
+        DefaultsConfig(edit_guidance_scale=-1)
+
+
 def test_aliases_are_accepted():
     j = job(prompt="p", num_inference_steps=3, guidance_scale=1.5, num_images_per_prompt=2)
     assert (j.steps, j.guidance, j.num_images) == (3, 1.5, 2)

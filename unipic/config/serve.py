@@ -52,6 +52,9 @@ class DefaultsConfig(Section):
 
     num_inference_steps: int = Field(default=20, ge=1)
     guidance_scale: float = Field(default=4.0, ge=0)
+    edit_guidance_scale: float | None = Field(
+        default=None, ge=0, description="text guidance for edit requests that leave it out; None: guidance_scale"
+    )
     max_new_tokens: int = Field(default=16, ge=1)
 
 

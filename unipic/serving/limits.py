@@ -160,7 +160,10 @@ def resolve(inst: Instance, limits: LimitsConfig, defaults: DefaultsConfig, geo:
     steps = defaults.num_inference_steps if inst.steps is None else inst.steps
     if not 1 <= steps <= limits.max_steps:
         raise RequestError(422, f"steps={steps} is outside 1..{limits.max_steps} (max_steps)", field="steps")
-    guidance = defaults.guidance_scale if inst.guidance is None else inst.guidance
+    guidance = inst.guidance
+    if guidance is None:
+        edit_default = defaults.edit_guidance_scale if task == "edit" else None
+        guidance = defaults.guidance_scale if edit_default is None else edit_default
     if not 0 <= guidance <= limits.max_guidance:  # also refuses NaN
         raise RequestError(
             422, f"guidance={guidance} is outside 0..{limits.max_guidance} (max_guidance)", field="guidance"
