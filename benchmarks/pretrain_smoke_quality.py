@@ -56,7 +56,32 @@ def composition_view(eval_dir: Path) -> dict[str, float]:
         if strict:
             out.update({f"{task}_strict": sum(strict) / len(strict), f"{task}_arrangement": real[task],
                         f"{task}_arrangement_control": control[task]})
-    return out
+    return out | relation_view([r for r in rows if r["tag"] == "position"])
+
+
+OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+
+def relation_view(rows: list[dict]) -> dict[str, float]:
+    """For `position` images with the right pair (two objects, the right colours), how often the asked relation
+    holds and how often its opposite does: a model that ignores the relation words scores both alike."""
+    from unipic.data.shapes.score import arrangement_ok
+    from unipic.data.shapes.t2i import T2ISpec
+
+    asked = opposite = pairs = 0
+    for r in rows:
+        spec = T2ISpec.model_validate(r["spec"])
+        unrelated = spec.model_copy(update={"relation": None})
+        if not arrangement_ok(r["detected"], unrelated):
+            continue
+        flipped = spec.model_copy(update={"relation": spec.relation.model_copy(
+            update={"relation": OPPOSITE[spec.relation.relation]})})
+        pairs += 1
+        asked += arrangement_ok(r["detected"], spec)
+        opposite += arrangement_ok(r["detected"], flipped)
+    n = max(len(rows), 1)
+    return {"position_right_pair": pairs / n, "position_asked_relation": asked / n,
+            "position_opposite_relation": opposite / n}
 
 
 def train_split_eval(cfg, work: Path, model: str, n: int, image_guidance: float) -> dict:
