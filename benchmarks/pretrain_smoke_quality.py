@@ -59,6 +59,27 @@ def composition_view(eval_dir: Path) -> dict[str, float]:
     return out | relation_view([r for r in rows if r["tag"] == "position"])
 
 
+def composition_grid(eval_dir: Path, out: Path, per_task: int = 6) -> Path:
+    """Composition prompts with both readings under each image: the first images whose arrangement is right and
+    the first whose arrangement is wrong, per composition task (the strict rule is wrong on almost all of them)."""
+    import numpy as np
+    from PIL import Image
+
+    from unipic.data.shapes.grid import image_grid, save_png
+
+    rows = [json.loads(x) for x in (eval_dir / "shapes_geneval/rows.jsonl").read_text().splitlines() if x]
+    tiles, captions = [], []
+    for task in COMPOSITION:
+        mine = [r for r in rows if r["tag"] == task]
+        right = [r for r in mine if r["arrangement"]][:per_task // 2]
+        for r in right + [r for r in mine if not r["arrangement"]][:per_task - len(right)]:
+            img = Image.open(eval_dir / "shapes_geneval/images" / r["item_id"] / f"{r['k']:02d}.png")
+            tiles.append(np.asarray(img.convert("RGB")))
+            captions.append(f"{r['prompt']} | arrangement {'ok' if r['arrangement'] else 'no'}, strict "
+                            f"{'ok' if r['strict'] else 'no'}")
+    return save_png(image_grid(tiles, captions, cols=per_task, scale=4), out)
+
+
 OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
 
@@ -148,6 +169,7 @@ def main() -> None:
     if args.eval_only is not None:
         res = train_split_eval(cfg, work, str(args.eval_only), args.n_per_task, args.image_guidance)
         res.update(model=str(args.eval_only), overrides=args.overrides, environment=environment())
+        composition_grid(work / "eval_trained_trainsplit_1234", RESULTS / f"pretrain_smoke_composition_{args.tag}.png")
         out = RESULTS / f"pretrain_smoke_quality_eval_{args.tag}.json"
         out.write_text(json.dumps(res, indent=1))
         print(json.dumps(res[f"probe_view_n{3 * args.n_per_task}"], indent=1))
@@ -176,6 +198,7 @@ def main() -> None:
     if args.train_split_eval:
         (RESULTS / "pretrain_smoke_quality_trainsplit.json").write_text(json.dumps(
             train_split_eval(cfg, work, res.model, args.n_per_task, args.image_guidance), indent=1))
+        composition_grid(work / "eval_trained_trainsplit_1234", RESULTS / "pretrain_smoke_composition.png")
     keys = sorted(k for k in set(before) | set(after) if k.startswith(("shapes_geneval", "shapes_gedit")))
     rows = [{"metric": k, "untrained": before.get(k), "trained": after.get(k)} for k in keys]
     grids = res.train.sample_grids
