@@ -59,7 +59,7 @@ def composition_view(eval_dir: Path) -> dict[str, float]:
     return out | relation_view([r for r in rows if r["tag"] == "position"])
 
 
-def composition_grid(eval_dir: Path, out: Path, per_task: int = 6) -> Path:
+def composition_grid(eval_dir: Path, out: Path, per_task: int = 6) -> Path | None:
     """Composition prompts with both readings under each image: the first images whose arrangement is right and
     the first whose arrangement is wrong, per composition task (the strict rule is wrong on almost all of them)."""
     import numpy as np
@@ -77,7 +77,7 @@ def composition_grid(eval_dir: Path, out: Path, per_task: int = 6) -> Path:
             tiles.append(np.asarray(img.convert("RGB")))
             captions.append(f"{r['prompt']} | arrangement {'ok' if r['arrangement'] else 'no'}, strict "
                             f"{'ok' if r['strict'] else 'no'}")
-    return save_png(image_grid(tiles, captions, cols=per_task, scale=4), out)
+    return save_png(image_grid(tiles, captions, cols=per_task, scale=4), out) if tiles else None
 
 
 OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
@@ -169,9 +169,9 @@ def main() -> None:
     if args.eval_only is not None:
         res = train_split_eval(cfg, work, str(args.eval_only), args.n_per_task, args.image_guidance)
         res.update(model=str(args.eval_only), overrides=args.overrides, environment=environment())
-        composition_grid(work / "eval_trained_trainsplit_1234", RESULTS / f"pretrain_smoke_composition_{args.tag}.png")
         out = RESULTS / f"pretrain_smoke_quality_eval_{args.tag}.json"
         out.write_text(json.dumps(res, indent=1))
+        composition_grid(work / "eval_trained_trainsplit_1234", RESULTS / f"pretrain_smoke_composition_{args.tag}.png")
         print(json.dumps(res[f"probe_view_n{3 * args.n_per_task}"], indent=1))
         return
     data, base = work / "data", work / "base"
