@@ -20,12 +20,16 @@ from pathlib import Path
 from pretrain_common import RESULTS, environment, write_results
 
 
+def judged_rows(eval_dir: Path, benchmark: str) -> list[dict]:
+    """The per-image verdicts an evaluation wrote (`<benchmark>/rows.jsonl`)."""
+    return [json.loads(x) for x in (eval_dir / benchmark / "rows.jsonl").read_text().splitlines() if x]
+
+
 def probe_view(eval_dir: Path) -> dict[str, float]:
     """The probe's numbers (notes/shapesworld_learnability.md §3, §6) from an evaluation's per-image rows:
     for "a <colour> <shape>" prompts, exactly one object of the right colour ("single colour") and the strict
     exact object; for recolour edits, strict success and the right colour at the right place (instruction)."""
-    t2i = [json.loads(x) for x in (eval_dir / "shapes_geneval/rows.jsonl").read_text().splitlines() if x]
-    edits = [json.loads(x) for x in (eval_dir / "shapes_gedit/rows.jsonl").read_text().splitlines() if x]
+    t2i, edits = judged_rows(eval_dir, "shapes_geneval"), judged_rows(eval_dir, "shapes_gedit")
     colour_ok = []
     rows = [r for r in t2i if r["tag"] == "colors"]
     for r in rows:
@@ -48,7 +52,7 @@ def composition_view(eval_dir: Path) -> dict[str, float]:
     colours, relation; shapes ignored) and the arrangement against a swapped prompt of the same task (the control)."""
     from unipic.evaluation.benchmarks import arrangement_with_control
 
-    rows = [json.loads(x) for x in (eval_dir / "shapes_geneval/rows.jsonl").read_text().splitlines() if x]
+    rows = judged_rows(eval_dir, "shapes_geneval")
     real, control = arrangement_with_control(rows)
     out: dict[str, float] = {}
     for task in COMPOSITION:
@@ -67,7 +71,7 @@ def composition_grid(eval_dir: Path, out: Path, per_task: int = 6) -> Path | Non
 
     from unipic.data.shapes.grid import image_grid, save_png
 
-    rows = [json.loads(x) for x in (eval_dir / "shapes_geneval/rows.jsonl").read_text().splitlines() if x]
+    rows = judged_rows(eval_dir, "shapes_geneval")
     tiles, captions = [], []
     for task in COMPOSITION:
         mine = [r for r in rows if r["tag"] == task]
